@@ -1,0 +1,59 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/agent"
+)
+
+// wrap annotates a containerd error with what was being done and with the
+// agent sentinel callers branch on (not found, exists, unavailable).
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf(format, args...)
+	native := toNative(err)
+	if s := sentinelFor(native); s != nil {
+		return fmt.Errorf("%s: %w: %w", msg, s, native)
+	}
+	return fmt.Errorf("%s: %w", msg, native)
+}
+
+// sentinelFor maps a containerd error class to an agent sentinel.
+func sentinelFor(err error) error {
+	switch {
+	case errdefs.IsNotFound(err):
+		return agent.ErrNotFound
+	case errdefs.IsAlreadyExists(err):
+		return agent.ErrAlreadyExists
+	case errdefs.IsUnavailable(err) && !errors.Is(err, context.DeadlineExceeded):
+		return agent.ErrUnavailable
+	}
+	return nil
+}
+
+// toNative converts a raw gRPC status error (from the raw service clients)
+// into containerd's errdefs classes; other errors pass unchanged.
+func toNative(err error) error {
+	if _, ok := status.FromError(err); ok && err != nil {
+		return errgrpc.ToNative(err)
+	}
+	return err
+}
+
+// isNotFound reports whether err (possibly a gRPC status) means "not found".
+func isNotFound(err error) bool {
+	return err != nil && errdefs.IsNotFound(toNative(err))
+}
+
+// isAlreadyExists reports whether err means "already exists".
+func isAlreadyExists(err error) bool {
+	return err != nil && errdefs.IsAlreadyExists(toNative(err))
+}

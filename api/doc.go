@@ -1,0 +1,24 @@
+// Package api serves skiff's Kubernetes-shaped HTTP API.
+//
+// Paths, verbs, status codes and bodies follow the Kubernetes API
+// conventions closely enough that client-go, kubectl and skiff's own CLI
+// talk to it unchanged:
+//
+//	/api, /apis, /api/v1, /apis/apps/v1        discovery
+//	/api/v1/namespaces/{ns}/{resource}[/{name}[/{subresource}]]
+//	/apis/{group}/{version}/...                the same for named groups
+//	/version, /healthz, /readyz, /livez        process endpoints
+//
+// Reads (get, list, watch) are served from the local replica of the
+// replicated store (package fsm). Writes are turned into proto.Command values
+// and handed to a Proposer, which replicates them through Raft and returns
+// the state machine's answer. Everything the state machine must not decide
+// for itself — UIDs, timestamps, generated names, defaults — is fixed here
+// before proposing, and every write is validated here first.
+//
+// Errors are always metav1.Status objects with the matching HTTP code: 400
+// for malformed bodies and unknown fields, 404, 409 (with the current
+// resourceVersion in the message), 410 for a watch from a compacted
+// resourceVersion, 413 for bodies over Config.MaxBodyBytes, 415 for
+// unsupported content types and 422 listing every invalid field.
+package api

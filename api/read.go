@@ -1,0 +1,110 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiffhq/skiff/proto"
+)
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, req *request) {
+	if err := s.waitForResourceVersion(r.Context(), r.URL.Query().Get("resourceVersion")); err != nil {
+		writeError(w, err)
+		return
+	}
+	obj, ok := s.store.Get(req.kind, req.namespace, req.name)
+	if !ok {
+		writeError(w, apierrors.NewNotFound(req.kind.GroupVersionResource().GroupResource(), req.name))
+		return
+	}
+	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{obj}, 0, false)
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, req *request) {
+	q := r.URL.Query()
+	pred, err := selectorPredicate(req.kind, q.Get("labelSelector"), q.Get("fieldSelector"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.waitForResourceVersion(r.Context(), q.Get("resourceVersion")); err != nil {
+		writeError(w, err)
+		return
+	}
+	objs, rv := s.store.List(req.kind, req.namespace, pred)
+	s.writeObjects(w, r, req.kind, http.StatusOK, objs, rv, true)
+}
+
+// writeObjects writes one object (asList false) or a list, as the typed
+// object or as a Table when the client asks for one.
+func (s *Server) writeObjects(w http.ResponseWriter, r *http.Request, kind *proto.Kind, code int, objs []proto.Object, rv uint64, asList bool) {
+	if t, ok := tableRequested(r); ok {
+		table, err := toTable(kind, objs, t.includeObject, s.cfg.Now())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if asList {
+			table.ResourceVersion = strconv.FormatUint(rv, 10)
+		} else if m, err := meta.Accessor(objs[0]); err == nil {
+			table.ResourceVersion = m.GetResourceVersion()
+		}
+		writeEncoded(w, r, code, table)
+		return
+	}
+	if !asList {
+		writeEncoded(w, r, code, objs[0])
+		return
+	}
+	list := kind.NewList()
+	items := make([]runtime.Object, len(objs))
+	for i, o := range objs {
+		items[i] = o
+	}
+	if err := meta.SetList(list, items); err != nil {
+		writeError(w, apierrors.NewInternalError(err))
+		return
+	}
+	list.GetObjectKind().SetGroupVersionKind(kind.GVK.GroupVersion().WithKind(kind.GVK.Kind + "List"))
+	if la, err := meta.ListAccessor(list); err == nil {
+		la.SetResourceVersion(strconv.FormatUint(rv, 10))
+	}
+	writeEncoded(w, r, code, list)
+}
+
+// waitForResourceVersion makes a read at resourceVersion N wait until the
+// local replica has applied N; "" and "0" read the local state at once.
+func (s *Server) waitForResourceVersion(ctx context.Context, rv string) error {
+	if rv == "" || rv == "0" {
+		return nil
+	}
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid resource version %q", rv))
+	}
+	if s.store.AppliedIndex() >= n {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConsistentReadTimeout)
+	defer cancel()
+	if err := s.store.WaitApplied(ctx, n); err != nil {
+		return tooLargeResourceVersion(n, s.store.AppliedIndex())
+	}
+	return nil
+}
+
+func tooLargeResourceVersion(want, have uint64) error {
+	err := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version: %d, current: %d", want, have), 1)
+	err.ErrStatus.Details.Causes = []metav1.StatusCause{{
+		Type:    metav1.CauseTypeResourceVersionTooLarge,
+		Message: "Too large resource version",
+	}}
+	return err
+}

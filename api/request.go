@@ -14,6 +14,7 @@ type request struct {
 	namespace   string
 	name        string
 	subresource string
+	proxyPath   string // for */proxy/{path}: the path after "proxy"
 }
 
 // parseResourcePath parses /api/v1/... and /apis/{g}/{v}/... resource paths.
@@ -67,7 +68,12 @@ func parseResourcePath(method, path string, watchParam bool) (req *request, ok b
 	case 3:
 		req.name, req.subresource = parts[1], parts[2]
 	default:
-		return nil, false
+		if parts[2] != "proxy" {
+			return nil, false
+		}
+		// nodes/{name}/proxy/{path...}: the rest is the proxied path.
+		req.name, req.subresource = parts[1], parts[2]
+		req.proxyPath = "/" + strings.Join(parts[3:], "/")
 	}
 	if !kind.Namespaced && kind.Resource != "namespaces" && req.namespace != "" {
 		return nil, false

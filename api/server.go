@@ -219,6 +219,10 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, req *r
 		s.scale(w, r, req)
 	case req.subresource == "binding" && req.kind.Resource == "pods" && req.verb == "create":
 		s.bind(w, r, req)
+	case req.kind.Resource == "pods" && (req.subresource == "log" || req.subresource == "exec" || req.subresource == "attach" || req.subresource == "portforward"):
+		s.podStream(w, r, req)
+	case req.kind.Resource == "nodes" && req.subresource == "proxy":
+		s.nodeProxy(w, r, req)
 	case req.subresource == "finalize" && req.kind.Resource == "namespaces" && req.verb == "update":
 		s.update(w, r, req, mainResource)
 	default:

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"strings"
@@ -96,13 +97,13 @@ func rowObject(obj proto.Object, include metav1.IncludeObjectPolicy) (runtime.Ra
 	case metav1.IncludeObject:
 		v = obj
 	default:
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return runtime.RawExtension{}, err
+		m, ok := obj.(metav1.ObjectMetaAccessor)
+		if !ok {
+			return runtime.RawExtension{}, fmt.Errorf("%T has no metadata", obj)
 		}
 		v = &metav1.PartialObjectMetadata{
 			TypeMeta:   metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"},
-			ObjectMeta: *m.(*metav1.ObjectMeta),
+			ObjectMeta: *m.GetObjectMeta().(*metav1.ObjectMeta),
 		}
 	}
 	raw, err := json.Marshal(v)

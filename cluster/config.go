@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/skiffhq/skiff/fsm"
 )
 
@@ -37,6 +39,11 @@ type Config struct {
 	TrailingLogs uint64
 	// ApplyTimeout bounds how long a proposal may wait to be enqueued.
 	ApplyTimeout time.Duration
+	// TLS, when set, secures the Raft transport with mutual TLS.
+	TLS *TLSBundle
+	// Transport, when set, replaces the network transport (tests use
+	// raft's in-memory transport).
+	Transport raft.Transport
 	// Store configures the replicated store.
 	Store fsm.Config
 	// Logger receives diagnostics; nil means slog.Default().

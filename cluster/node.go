@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -32,7 +33,7 @@ type Node struct {
 	log   *slog.Logger
 	store *fsm.Store
 	raft  *raft.Raft
-	trans *raft.NetworkTransport
+	trans raft.Transport
 	bolt  *raftboltdb.BoltStore
 
 	leaderMu sync.Mutex
@@ -94,13 +95,9 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: opening snapshots: %w", err)
 	}
-	advertise, err := n.advertiseAddr()
+	trans, err := n.transport()
 	if err != nil {
 		return err
-	}
-	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftBind, advertise, 3, 10*time.Second, hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Warn}))
-	if err != nil {
-		return fmt.Errorf("cluster: raft transport on %s: %w", n.cfg.RaftBind, err)
 	}
 	n.trans = trans
 	rc := n.raftConfig()
@@ -122,6 +119,33 @@ func (n *Node) openRaft() error {
 	}
 	n.raft = r
 	return nil
+}
+
+// transport returns the injected transport, a mutual-TLS one when the node
+// has a TLS identity, or plain TCP (single-node development only).
+func (n *Node) transport() (raft.Transport, error) {
+	if n.cfg.Transport != nil {
+		return n.cfg.Transport, nil
+	}
+	advertise, err := n.advertiseAddr()
+	if err != nil {
+		return nil, err
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Warn})
+	if n.cfg.TLS == nil {
+		t, err := raft.NewTCPTransportWithLogger(n.cfg.RaftBind, advertise, 3, 10*time.Second, logger)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft transport on %s: %w", n.cfg.RaftBind, err)
+		}
+		return t, nil
+	}
+	sl, err := newTLSStreamLayer(n.cfg.RaftBind, advertise, n.cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport on %s: %w", n.cfg.RaftBind, err)
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: sl, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+	}), nil
 }
 
 func (n *Node) advertiseAddr() (net.Addr, error) {
@@ -193,8 +217,8 @@ func (n *Node) Shutdown() error {
 		if n.raft != nil {
 			err = n.raft.Shutdown().Error()
 		}
-		if n.trans != nil {
-			n.trans.Close()
+		if c, ok := n.trans.(io.Closer); ok {
+			c.Close()
 		}
 		if n.bolt != nil {
 			if cerr := n.bolt.Close(); err == nil {

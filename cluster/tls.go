@@ -1,0 +1,146 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TLSBundle is a node's TLS identity: the cluster CA and its own key pair.
+type TLSBundle struct {
+	CA       *CA
+	Cert     tls.Certificate
+	Identity Identity
+}
+
+// LoadTLS reads the CA and node key pair from a data dir.
+func LoadTLS(dir string) (*TLSBundle, error) {
+	p := Paths{dir}
+	ca, err := LoadCA(p.PKI())
+	if err != nil {
+		return nil, fmt.Errorf("cluster: loading CA: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(p.NodeCert(), p.NodeKey())
+	if err != nil {
+		return nil, fmt.Errorf("cluster: loading node certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	cert.Leaf = leaf
+	return &TLSBundle{CA: ca, Cert: cert, Identity: IdentityOf(leaf)}, nil
+}
+
+// ServerConfig is the TLS config of a listener that verifies client
+// certificates against the CA when they are presented (requireClient makes
+// them mandatory).
+func (b *TLSBundle) ServerConfig(requireClient bool) *tls.Config {
+	auth := tls.VerifyClientCertIfGiven
+	if requireClient {
+		auth = tls.RequireAndVerifyClientCert
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{b.Cert},
+		ClientCAs:    b.CA.Pool(),
+		ClientAuth:   auth,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// ClientConfig is the TLS config for dialing another node; every server
+// certificate carries APIServerName, so that is what is verified.
+func (b *TLSBundle) ClientConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{b.Cert},
+		RootCAs:      b.CA.Pool(),
+		ServerName:   APIServerName,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// errNotServer rejects a Raft peer whose certificate is not a server's.
+var errNotServer = errors.New("cluster: raft peer certificate is not a server certificate")
+
+// tlsStreamLayer is a raft.StreamLayer over mutual TLS: both ends present
+// node certificates signed by the cluster CA, and both must be servers.
+type tlsStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+	client    *tls.Config
+}
+
+// newTLSStreamLayer listens on bind for Raft traffic.
+func newTLSStreamLayer(bind string, advertise net.Addr, b *TLSBundle) (*tlsStreamLayer, error) {
+	ln, err := tls.Listen("tcp", bind, b.ServerConfig(true))
+	if err != nil {
+		return nil, err
+	}
+	if advertise == nil {
+		advertise = ln.Addr()
+	}
+	return &tlsStreamLayer{Listener: ln, advertise: advertise, client: b.ClientConfig()}, nil
+}
+
+// Accept returns the next connection from a verified server.
+func (l *tlsStreamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := c.(*tls.Conn)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil || !peerIsServer(tc) {
+			c.Close()
+			continue
+		}
+		tc.SetDeadline(time.Time{})
+		return tc, nil
+	}
+}
+
+// Dial connects to a Raft peer and checks it is a server.
+func (l *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	c, err := tls.DialWithDialer(d, "tcp", string(address), l.client)
+	if err != nil {
+		return nil, err
+	}
+	if !peerIsServer(c) {
+		c.Close()
+		return nil, errNotServer
+	}
+	return c, nil
+}
+
+// Addr is the advertised address.
+func (l *tlsStreamLayer) Addr() net.Addr { return l.advertise }
+
+func peerIsServer(c *tls.Conn) bool {
+	certs := c.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return false
+	}
+	id := IdentityOf(certs[0])
+	return id.InGroup(GroupNodes) && id.Role == RoleServer
+}
+
+// bundleFromPEM assembles a bundle from in-memory PEM.
+func bundleFromPEM(ca *CA, certPEM, keyPEM []byte) (*TLSBundle, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	cert.Leaf = leaf
+	return &TLSBundle{CA: ca, Cert: cert, Identity: IdentityOf(leaf)}, nil
+}

@@ -33,6 +33,9 @@ type NodeMeta struct {
 	API   string `json:"a"`
 	Raft  string `json:"f,omitempty"`
 	Agent string `json:"g,omitempty"`
+	// InRaft is set while the node holds a replica (voter or standby)
+	// and so can serve the API itself.
+	InRaft bool `json:"v,omitempty"`
 }
 
 // Member is one node as gossip sees it.
@@ -156,6 +159,21 @@ func (g *Gossip) LocalAddr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
+// UpdateMeta changes this node's metadata and broadcasts it.
+func (g *Gossip) UpdateMeta(meta NodeMeta) error {
+	g.mu.Lock()
+	g.cfg.Meta = meta
+	g.mu.Unlock()
+	return g.ml.UpdateNode(2 * time.Second)
+}
+
+// Meta returns this node's current metadata.
+func (g *Gossip) Meta() NodeMeta {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg.Meta
+}
+
 // Members returns every member ever seen, sorted by name.
 func (g *Gossip) Members() []Member {
 	g.mu.Lock()
@@ -236,7 +254,7 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 type metaDelegate struct{ g *Gossip }
 
 func (d *metaDelegate) NodeMeta(limit int) []byte {
-	b, _ := json.Marshal(d.g.cfg.Meta)
+	b, _ := json.Marshal(d.g.Meta())
 	if len(b) > limit {
 		d.g.log.Error("gossip: node metadata over the limit", "bytes", len(b), "limit", limit)
 		return nil

@@ -53,7 +53,8 @@ type JoinOptions struct {
 	Token    string
 	NodeName string
 	IP       net.IP // advertise address, put in the certificate
-	Timeout  time.Duration
+	// Ports overrides the ports copied from the admitting server.
+	Ports *Ports
 }
 
 // FetchCA downloads the cluster CA from server and checks it against pin.
@@ -141,5 +142,8 @@ func Join(ctx context.Context, o JoinOptions) (*identityFiles, error) {
 	}
 	s := jr.Settings
 	s.NodeName, s.Role, s.AdvertiseIP, s.Bootstrap, s.Join = o.NodeName, jr.Role, o.IP.String(), false, jr.Members
+	if p := o.Ports; p != nil {
+		s.APIPort, s.RaftPort, s.GossipPort, s.AgentPort = p.API, p.Raft, p.Gossip, p.Agent
+	}
 	return &identityFiles{Settings: &s, CACert: jr.CACert, CAKey: jr.CAKey, NodeCert: jr.NodeCert, NodeKey: keyPEM, GossipKey: jr.GossipKey}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/fsm"
 	"github.com/skiffhq/skiff/proto"
@@ -176,7 +177,7 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // result. It fails with ErrNotLeader on a follower.
 func (n *Node) Propose(ctx context.Context, cmd *proto.Command) (proto.Object, error) {
 	if n.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+		return nil, notLeaderError{ErrNotLeader}
 	}
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -199,7 +200,7 @@ func (n *Node) Propose(ctx context.Context, cmd *proto.Command) (proto.Object, e
 func raftError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		return notLeaderError{fmt.Errorf("%w: %w", ErrNotLeader, err)}
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return apierrors.NewTimeoutError("leadership changed while the write was in flight; its outcome is unknown", 0)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -208,6 +209,19 @@ func raftError(err error) error {
 		return apierrors.NewServiceUnavailable("this node is shutting down")
 	}
 	return apierrors.NewInternalError(err)
+}
+
+// notLeaderError is ErrNotLeader that the API turns into a retryable 503.
+type notLeaderError struct{ err error }
+
+func (e notLeaderError) Error() string { return e.err.Error() }
+func (e notLeaderError) Unwrap() error { return e.err }
+
+// Status makes the error a Kubernetes status: 503 with Retry-After.
+func (e notLeaderError) Status() metav1.Status {
+	st := apierrors.NewServiceUnavailable("this node just lost the Raft leadership; retry").ErrStatus
+	st.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+	return st
 }
 
 // Shutdown stops Raft and closes the stores. It is safe to call twice.

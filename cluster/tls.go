@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,6 +16,8 @@ import (
 type TLSBundle struct {
 	CA       *CA
 	Cert     tls.Certificate
+	CertPEM  []byte
+	KeyPEM   []byte
 	Identity Identity
 }
 
@@ -25,16 +28,15 @@ func LoadTLS(dir string) (*TLSBundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: loading CA: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(p.NodeCert(), p.NodeKey())
+	certPEM, err := os.ReadFile(p.NodeCert())
 	if err != nil {
 		return nil, fmt.Errorf("cluster: loading node certificate: %w", err)
 	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	keyPEM, err := os.ReadFile(p.NodeKey())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: loading node key: %w", err)
 	}
-	cert.Leaf = leaf
-	return &TLSBundle{CA: ca, Cert: cert, Identity: IdentityOf(leaf)}, nil
+	return bundleFromPEM(ca, certPEM, keyPEM)
 }
 
 // ServerConfig is the TLS config of a listener that verifies client
@@ -142,5 +144,5 @@ func bundleFromPEM(ca *CA, certPEM, keyPEM []byte) (*TLSBundle, error) {
 		return nil, err
 	}
 	cert.Leaf = leaf
-	return &TLSBundle{CA: ca, Cert: cert, Identity: IdentityOf(leaf)}, nil
+	return &TLSBundle{CA: ca, Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, Identity: IdentityOf(leaf)}, nil
 }

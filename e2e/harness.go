@@ -92,7 +92,7 @@ func (d *Daemon) writeKubeconfig() {
 // Start launches the daemon and waits until its API is ready.
 func (d *Daemon) Start() {
 	d.t.Helper()
-	args := append([]string{"agent", "--bootstrap", "--node-name", d.Name, "--data-dir", d.DataDir,
+	args := append([]string{"agent", "--insecure", "--bootstrap", "--node-name", d.Name, "--data-dir", d.DataDir,
 		"--api-addr", d.APIAddr, "--raft-addr", d.RaftAddr}, d.ExtraArgs...)
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,67 +11,116 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/cluster"
 )
 
-// agentFlags are the `skiff agent` command line.
+// agentFlags are the daemon's runtime options, shared by agent, init and join.
 type agentFlags struct {
-	dataDir       string
-	nodeName      string
-	bootstrap     bool
-	apiAddr       string
-	raftAddr      string
-	raftAdvertise string
-	multiplier    float64
-	logLevel      string
+	logLevel         string
+	leaveOnTerminate bool
+	containerdSocket string
+}
+
+func (f *agentFlags) registerRuntime(fl *pflag.FlagSet) {
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.leaveOnTerminate, "leave-on-terminate", false, "on SIGTERM, hand off leadership and the Raft seat and leave the cluster")
+	fl.StringVar(&f.containerdSocket, "containerd-socket", "", "use this containerd instead of starting a managed one")
+}
+
+func (f *agentFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// insecureFlags run a plain-HTTP single node without a cluster identity.
+type insecureFlags struct {
+	insecure   bool
+	bootstrap  bool
+	nodeName   string
+	apiAddr    string
+	raftAddr   string
+	multiplier float64
 }
 
 func newAgentCmd() *cobra.Command {
-	var fl agentFlags
+	var (
+		fl      agentFlags
+		ins     insecureFlags
+		dataDir string
+	)
 	cmd := &cobra.Command{
 		Use:     "agent",
-		Short:   "Run the skiff daemon on this machine",
+		Short:   "Run the skiff daemon of an initialized or joined node",
 		GroupID: "cluster",
-		Long: `Run the skiff daemon: the Raft-replicated control plane, the API server and the node agent.
+		Long: `Run the skiff daemon: API server, Raft replica (on servers), gossip and the node agent.
 
-Start the first node of a new cluster with --bootstrap; restarting it later
-(with or without --bootstrap) reopens the same data dir and state.`,
-		Example: "  skiff agent --data-dir ./data --bootstrap",
+The data dir must have been set up by skiff init or skiff join; the daemon then serves
+HTTPS with client certificates, mutual-TLS Raft and encrypted gossip.
+
+For development only, --insecure --bootstrap runs a lone node on plain HTTP.`,
+		Example: "  skiff agent --data-dir /var/lib/skiff",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAgent(cmd.Context(), fl)
+			if ins.insecure {
+				return runInsecureAgent(cmd.Context(), dataDir, ins, fl)
+			}
+			return runSecureAgent(cmd.Context(), dataDir, fl)
 		},
 	}
 	host, _ := os.Hostname()
 	f := cmd.Flags()
-	f.StringVar(&fl.dataDir, "data-dir", "/var/lib/skiff", "directory for the Raft log, snapshots and node state")
-	f.StringVar(&fl.nodeName, "node-name", strings.ToLower(host), "this node's name (a DNS-1123 subdomain)")
-	f.BoolVar(&fl.bootstrap, "bootstrap", false, "bootstrap a new single-voter cluster if the data dir is empty")
-	f.StringVar(&fl.apiAddr, "api-addr", "127.0.0.1:6443", "address the API server listens on")
-	f.StringVar(&fl.raftAddr, "raft-addr", "127.0.0.1:6444", "address the Raft transport listens on")
-	f.StringVar(&fl.raftAdvertise, "raft-advertise", "", "address other servers reach Raft at (default: --raft-addr)")
-	f.Float64Var(&fl.multiplier, "timing-multiplier", 1, "scale all Raft timeouts (1 = LAN-tuned; raise on slow machines)")
-	f.StringVar(&fl.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff", "the node's data dir")
+	fl.registerRuntime(f)
+	f.BoolVar(&ins.insecure, "insecure", false, "development: run a plain-HTTP node without a cluster identity")
+	f.BoolVar(&ins.bootstrap, "bootstrap", false, "with --insecure: bootstrap a one-voter Raft if the data dir is empty")
+	f.StringVar(&ins.nodeName, "node-name", strings.ToLower(host), "with --insecure: this node's name")
+	f.StringVar(&ins.apiAddr, "api-addr", "127.0.0.1:6443", "with --insecure: API listen address")
+	f.StringVar(&ins.raftAddr, "raft-addr", "127.0.0.1:6444", "with --insecure: Raft listen address")
+	f.Float64Var(&ins.multiplier, "timing-multiplier", 1, "with --insecure: scale Raft timeouts")
 	return cmd
 }
 
-func runAgent(ctx context.Context, fl agentFlags) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(fl.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+func runSecureAgent(ctx context.Context, dataDir string, fl agentFlags) error {
+	log, err := fl.logger()
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := cluster.SecureDaemonConfig(dataDir)
+	if errors.Is(err, cluster.ErrNotInitialized) {
+		return fmt.Errorf("%s is not set up: run skiff init (first node) or skiff join (other nodes)", dataDir)
+	} else if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Secure.LeaveOnTerminate = fl.leaveOnTerminate
+	addDaemonTasks(&cfg, dataDir, fl, log)
+	return runDaemon(ctx, cfg)
+}
+
+func runInsecureAgent(ctx context.Context, dataDir string, ins insecureFlags, fl agentFlags) error {
+	log, err := fl.logger()
+	if err != nil {
+		return err
+	}
+	log.Warn("running without TLS or authentication (--insecure): for development only")
 	cfg := cluster.DefaultDaemonConfig()
 	cfg.Logger = log
-	cfg.APIAddr = fl.apiAddr
-	cfg.Node.NodeName = fl.nodeName
-	cfg.Node.DataDir = fl.dataDir
-	cfg.Node.Bootstrap = fl.bootstrap
-	cfg.Node.RaftBind = fl.raftAddr
-	cfg.Node.RaftAdvertise = fl.raftAdvertise
-	cfg.Node.TimingMultiplier = fl.multiplier
-	addDaemonTasks(&cfg, fl, log)
+	cfg.APIAddr = ins.apiAddr
+	cfg.Node.NodeName = ins.nodeName
+	cfg.Node.DataDir = dataDir
+	cfg.Node.Bootstrap = ins.bootstrap
+	cfg.Node.RaftBind = ins.raftAddr
+	cfg.Node.TimingMultiplier = ins.multiplier
+	addDaemonTasks(&cfg, dataDir, fl, log)
+	return runDaemon(ctx, cfg)
+}
+
+func runDaemon(ctx context.Context, cfg cluster.DaemonConfig) error {
 	d, err := cluster.NewDaemon(cfg)
 	if err != nil {
 		return err
@@ -84,4 +134,4 @@ func runAgent(ctx context.Context, fl agentFlags) error {
 }
 
 // addDaemonTasks wires the controllers (leader only) and the node agent.
-func addDaemonTasks(cfg *cluster.DaemonConfig, fl agentFlags, log *slog.Logger) {}
+func addDaemonTasks(cfg *cluster.DaemonConfig, dataDir string, fl agentFlags, log *slog.Logger) {}

@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffhq/skiff/api"
+	"github.com/skiffhq/skiff/fsm"
+	"github.com/skiffhq/skiff/proto"
+)
+
+// Headers a server uses to pass the authenticated caller along when it
+// forwards a request to the leader. They are trusted only from servers.
+const (
+	headerForwardedUser  = "X-Skiff-Forwarded-User"
+	headerForwardedGroup = "X-Skiff-Forwarded-Group"
+)
+
+type callerKey struct{}
+
+// withCaller stores the authenticated identity in ctx.
+func withCaller(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, callerKey{}, id)
+}
+
+// CallerFrom returns the identity the gate authenticated.
+func CallerFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(callerKey{}).(Identity)
+	return id, ok
+}
+
+// publicPaths may be used without a client certificate.
+var publicPaths = map[string]bool{
+	"/healthz": true, "/livez": true, "/readyz": true, "/version": true,
+	PathCACert: true, PathJoin: true,
+}
+
+// gate authenticates every request on the TLS listener by its client
+// certificate and authorizes it: admins may do anything; a node may read,
+// write events, and change only its own Node and the pods bound to it.
+type gate struct {
+	store *fsm.Store
+	next  http.Handler
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, ok := authenticate(r)
+	if publicPaths[r.URL.Path] {
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	if !ok {
+		writeStatus(w, apierrors.NewUnauthorized("a client certificate signed by the cluster CA is required (use the kubeconfig from skiff init or skiff kubeconfig)"))
+		return
+	}
+	if err := g.authorize(id, r); err != nil {
+		writeStatus(w, err)
+		return
+	}
+	g.next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), id)))
+}
+
+// authenticate reads the caller from the verified client certificate; a
+// server's certificate may vouch for a forwarded caller.
+func authenticate(r *http.Request) (Identity, bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		r.Header.Del(headerForwardedUser)
+		r.Header.Del(headerForwardedGroup)
+		return Identity{}, false
+	}
+	id := IdentityOf(r.TLS.PeerCertificates[0])
+	isServer := id.InGroup(GroupNodes) && id.Role == RoleServer
+	if user := r.Header.Get(headerForwardedUser); user != "" && isServer {
+		return Identity{User: user, Groups: r.Header.Values(headerForwardedGroup)}, true
+	}
+	r.Header.Del(headerForwardedUser)
+	r.Header.Del(headerForwardedGroup)
+	return id, true
+}
+
+func (g *gate) authorize(id Identity, r *http.Request) error {
+	if id.InGroup(GroupMasters) {
+		return nil
+	}
+	info, isResource := api.ParseRequestInfo(r)
+	if !isResource {
+		if strings.HasPrefix(r.URL.Path, "/skiff/") {
+			if id.InGroup(GroupNodes) && id.Role == RoleServer && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
+				return nil
+			}
+			return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot use %s", id.User, r.URL.Path))
+		}
+		return nil // discovery, openapi, version
+	}
+	if node := id.NodeName(); node != "" && g.nodeMay(node, info) {
+		return nil
+	}
+	return forbidden(id, info)
+}
+
+// nodeMay is the node authorizer: reads are open, writes are limited to the
+// node's own Node object, its pods' status and final deletion, and events.
+func (g *gate) nodeMay(node string, info api.RequestInfo) bool {
+	switch info.Verb {
+	case "get", "list", "watch":
+		return info.Subresource == "" || info.Subresource == "status"
+	}
+	switch info.Kind.Resource {
+	case "events":
+		return info.Verb == "create" || info.Verb == "update" || info.Verb == "patch"
+	case "nodes":
+		return info.Name == node && (info.Subresource == "" || info.Subresource == "status") && info.Verb != "delete"
+	case "pods":
+		if info.Subresource == "status" && (info.Verb == "update" || info.Verb == "patch") || info.Subresource == "" && info.Verb == "delete" {
+			kind, _ := proto.KindForResource("", "pods")
+			obj, ok := g.store.Get(kind, info.Namespace, info.Name)
+			if !ok {
+				return info.Verb == "delete" // a 404 is no secret
+			}
+			pod, ok := obj.(*corev1.Pod)
+			return ok && pod.Spec.NodeName == node
+		}
+	}
+	return false
+}
+
+func forbidden(id Identity, info api.RequestInfo) error {
+	res := info.Kind.Resource
+	if info.Subresource != "" {
+		res += "/" + info.Subresource
+	}
+	where := ""
+	if info.Namespace != "" {
+		where = fmt.Sprintf(" in the namespace %q", info.Namespace)
+	}
+	return apierrors.NewForbidden(info.Kind.GroupVersionResource().GroupResource(), info.Name,
+		fmt.Errorf("User %q cannot %s resource %q in API group %q%s", id.User, info.Verb, res, info.Kind.GVK.Group, where))
+}
+
+// writeStatus writes a Kubernetes Status error.
+func writeStatus(w http.ResponseWriter, err error) {
+	st := apierrors.NewInternalError(err).ErrStatus
+	if se, ok := err.(apierrors.APIStatus); ok {
+		st = se.Status()
+	}
+	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(int(st.Code))
+	writeJSONBody(w, &st)
+}

@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/skiffhq/skiff/api"
+)
+
+const (
+	// PathReadIndex answers a follower's read-index request (servers only).
+	PathReadIndex = "/skiff/v1/internal/readindex"
+	// headerAppliedIndex tells a forwarding server how far the leader had
+	// applied when it answered, so it can wait to serve read-your-writes.
+	headerAppliedIndex = "X-Skiff-Applied-Index"
+	readIndexTimeout   = 5 * time.Second
+)
+
+// router sits behind the gate on a server that holds a replica: writes go
+// to the leader, "most recent" reads first make sure the local replica has
+// caught up with the leader (a read index), everything else is served here.
+type router struct {
+	node   *Node
+	gossip *Gossip
+	next   http.Handler
+	log    *slog.Logger
+	client *http.Client
+
+	verify    coalescer // leader: confirm leadership
+	readIndex coalescer // follower: ask the leader for its applied index
+}
+
+func newRouter(n *Node, g *Gossip, b *TLSBundle, next http.Handler, log *slog.Logger) *router {
+	rt := &router{node: n, gossip: g, next: next, log: log}
+	rt.client = &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientConfig(), MaxIdleConnsPerHost: 64,
+		ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
+	rt.verify.fn = func(context.Context) (uint64, error) {
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return 0, err
+		}
+		return n.store.AppliedIndex(), nil
+	}
+	rt.readIndex.fn = rt.fetchReadIndex
+	return rt
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathReadIndex {
+		rt.serveReadIndex(w, r)
+		return
+	}
+	info, isResource := api.ParseRequestInfo(r)
+	switch {
+	case !isResource:
+		rt.next.ServeHTTP(w, r)
+	case isWrite(r, info):
+		if rt.node.IsLeader() {
+			rt.next.ServeHTTP(&appliedIndexWriter{ResponseWriter: w, n: rt.node}, r)
+			return
+		}
+		rt.forward(w, r)
+	default:
+		if needsBarrier(r, info) {
+			if err := rt.barrier(r.Context()); err != nil {
+				writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot serve a consistent read: %v", err)))
+				return
+			}
+		}
+		rt.next.ServeHTTP(w, r)
+	}
+}
+
+// isWrite reports whether a request changes stored state (and so must be
+// handled by the leader). Streams to agents are served locally.
+func isWrite(r *http.Request, info api.RequestInfo) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch info.Subresource {
+	case "exec", "attach", "portforward", "log", "proxy":
+		return false
+	}
+	return true
+}
+
+// needsBarrier: a get, list or watch without a resourceVersion asks for the
+// most recent state, which a follower may not have applied yet.
+func needsBarrier(r *http.Request, info api.RequestInfo) bool {
+	if info.Subresource != "" && info.Subresource != "status" && info.Subresource != "scale" {
+		return false
+	}
+	return r.URL.Query().Get("resourceVersion") == ""
+}
+
+// barrier makes the local replica at least as new as every write the
+// leader had acknowledged when the read arrived.
+func (rt *router) barrier(ctx context.Context) error {
+	var (
+		idx uint64
+		err error
+	)
+	if rt.node.IsLeader() {
+		idx, err = rt.verify.Do(ctx)
+	} else {
+		idx, err = rt.readIndex.Do(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	defer cancel()
+	return rt.node.store.WaitApplied(ctx, idx)
+}
+
+func (rt *router) serveReadIndex(w http.ResponseWriter, r *http.Request) {
+	if !rt.node.IsLeader() {
+		writeStatus(w, apierrors.NewServiceUnavailable("not the leader"))
+		return
+	}
+	idx, err := rt.verify.Do(r.Context())
+	if err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
+		return
+	}
+	writeJSONBody(w, map[string]uint64{"index": idx})
+}
+
+func (rt *router) fetchReadIndex(ctx context.Context) (uint64, error) {
+	leader, err := rt.leaderAPI()
+	if err != nil {
+		return 0, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+leader+PathReadIndex, nil)
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct{ Index uint64 }
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("leader answered HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
+		return 0, err
+	}
+	return out.Index, nil
+}
+
+// ErrNoLeader means no Raft leader is known right now.
+var ErrNoLeader = errors.New("no raft leader is known")
+
+// leaderAPI returns the leader's API address from gossip.
+func (rt *router) leaderAPI() (string, error) {
+	_, id := rt.node.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	m, ok := rt.gossip.Member(string(id))
+	if !ok || m.Meta.API == "" {
+		return "", fmt.Errorf("leader %s has no known API address", id)
+	}
+	return m.Meta.API, nil
+}
+
+// forward proxies a write to the leader on behalf of the caller, then
+// waits until the local replica has applied it (read-your-writes here).
+func (rt *router) forward(w http.ResponseWriter, r *http.Request) {
+	leader, err := rt.leaderAPI()
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot forward the write: %v", err)))
+		return
+	}
+	id, _ := CallerFrom(r.Context())
+	target := &url.URL{Scheme: "https", Host: leader}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = leader
+			pr.Out.Header.Set(headerForwardedUser, id.User)
+			pr.Out.Header.Del(headerForwardedGroup)
+			for _, g := range id.Groups {
+				pr.Out.Header.Add(headerForwardedGroup, g)
+			}
+		},
+		Transport: rt.client.Transport,
+		ModifyResponse: func(resp *http.Response) error {
+			if idx, err := strconv.ParseUint(resp.Header.Get(headerAppliedIndex), 10, 64); err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), readIndexTimeout)
+				defer cancel()
+				rt.node.store.WaitApplied(ctx, idx)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			rt.log.Warn("forward: leader unreachable", "leader", leader, "err", err)
+			w.Header().Set("Retry-After", "1")
+			writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader at %s is unreachable: %v", leader, err)))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+// appliedIndexWriter stamps the leader's applied index on write responses.
+type appliedIndexWriter struct {
+	http.ResponseWriter
+	n    *Node
+	done bool
+}
+
+func (a *appliedIndexWriter) WriteHeader(code int) {
+	if !a.done {
+		a.done = true
+		a.Header().Set(headerAppliedIndex, strconv.FormatUint(a.n.store.AppliedIndex(), 10))
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *appliedIndexWriter) Write(b []byte) (int, error) {
+	if !a.done {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+func (a *appliedIndexWriter) Flush() {
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var _ = raft.Leader

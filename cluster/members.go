@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/hashicorp/raft"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Paths of the membership views served to admins.
+const (
+	PathMembers   = "/skiff/v1/members"
+	PathRaftPeers = "/skiff/v1/raft/peers"
+)
+
+// canServe reports whether this node holds a replica that the API may be
+// served from: it is in the Raft configuration and a leader is known.
+func (d *Daemon) canServe() bool {
+	if d.node == nil || !d.gossip.Meta().InRaft {
+		return false
+	}
+	addr, _ := d.node.raft.LeaderWithID()
+	return addr != ""
+}
+
+// apiServers lists the API addresses of other alive members that can serve.
+func (d *Daemon) apiServers() []string {
+	var out []string
+	self := d.cfg.Secure.Settings.NodeName
+	for _, m := range d.gossip.Members() {
+		if m.Name != self && m.State == MemberAlive && m.Meta.InRaft && m.Meta.API != "" {
+			out = append(out, m.Meta.API)
+		}
+	}
+	return out
+}
+
+// maintainMembership keeps this node's gossip metadata saying whether it
+// holds a replica, so other nodes know where to send API traffic.
+func (d *Daemon) maintainMembership(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if d.node != nil {
+			in := d.inRaftConfig()
+			if meta := d.gossip.Meta(); meta.InRaft != in {
+				meta.InRaft = in
+				if err := d.gossip.UpdateMeta(meta); err != nil {
+					d.log.Warn("gossip: updating metadata", "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *Daemon) inRaftConfig() bool {
+	f := d.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == d.node.cfg.NodeName {
+			return true
+		}
+	}
+	return false
+}
+
+// leave hands off leadership and the Raft seat, then says goodbye in gossip.
+func (d *Daemon) leave() {
+	if d.node != nil && d.node.IsLeader() {
+		if err := d.node.raft.LeadershipTransfer().Error(); err != nil {
+			d.log.Warn("leave: leadership transfer failed", "err", err)
+		}
+	}
+	if err := d.gossip.Leave(3 * time.Second); err != nil {
+		d.log.Warn("leave: gossip leave failed", "err", err)
+	}
+	if d.node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		return !d.inRaftConfig(), nil
+	})
+	d.log.Info("leave: left the cluster", "node", d.node.cfg.NodeName)
+}
+
+// MemberView is one row of `skiff members`.
+type MemberView struct {
+	Name   string      `json:"name"`
+	Addr   string      `json:"addr"`
+	Role   string      `json:"role"`
+	State  MemberState `json:"state"`
+	Since  time.Time   `json:"since"`
+	API    string      `json:"api"`
+	InRaft bool        `json:"inRaft"`
+}
+
+func (d *Daemon) serveMembers(w http.ResponseWriter, r *http.Request) {
+	var out []MemberView
+	for _, m := range d.gossip.Members() {
+		out = append(out, MemberView{Name: m.Name, Addr: m.Addr, Role: m.Meta.Role, State: m.State, Since: m.Since, API: m.Meta.API, InRaft: m.Meta.InRaft})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// PeerView is one row of `skiff raft peers`.
+type PeerView struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// RaftView is the answer of PathRaftPeers.
+type RaftView struct {
+	Servers     []PeerView        `json:"servers"`
+	Leader      string            `json:"leader"`
+	ServedBy    string            `json:"servedBy"`
+	LocalStats  map[string]string `json:"localStats"`
+	AppliedHere uint64            `json:"appliedIndex"`
+}
+
+func (d *Daemon) serveRaftPeers(w http.ResponseWriter, r *http.Request) {
+	if d.node == nil {
+		writeStatus(w, apierrors.NewServiceUnavailable("this node is a worker and holds no Raft state"))
+		return
+	}
+	f := d.node.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
+		return
+	}
+	_, leader := d.node.raft.LeaderWithID()
+	view := RaftView{Leader: string(leader), ServedBy: d.node.cfg.NodeName, LocalStats: d.node.raft.Stats(), AppliedHere: d.node.store.AppliedIndex()}
+	for _, s := range f.Configuration().Servers {
+		suffrage := "voter"
+		if s.Suffrage != raft.Voter {
+			suffrage = "standby"
+		}
+		view.Servers = append(view.Servers, PeerView{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage, Leader: s.ID == leader})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(view)
+}
+
+// createBootstrapToken stores the token made by `skiff init` in the
+// cluster, then deletes the local file so a revoked token stays revoked.
+func createBootstrapToken(ctx context.Context, rc *rest.Config, dataDir string, log *slog.Logger) error {
+	data, err := os.ReadFile(Paths{dataDir}.BootstrapToken())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{}
+	if err := json.Unmarshal(data, secret); err != nil {
+		return fmt.Errorf("cluster: bootstrap token file: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, secret, metav1.CreateOptions{})
+		return err == nil || apierrors.IsAlreadyExists(err), nil
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("cluster: first join token stored", "id", string(secret.Data["token-id"]))
+	return removeBootstrapToken(dataDir)
+}

@@ -47,8 +47,11 @@ var publicPaths = map[string]bool{
 // write events, and change only its own Node and the pods bound to it.
 type gate struct {
 	store *fsm.Store
+	self  string // this node's name
 	next  http.Handler
 }
+
+var nodesGR = schema.GroupResource{Resource: "nodes"}
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, ok := authenticate(r)

@@ -89,6 +89,10 @@ type Daemon struct {
 	inproc *api.InProcessListener
 	ln     net.Listener
 	join   *joinServer
+
+	peerClient *http.Client // mutual TLS to other nodes' internal endpoints
+	stop       context.CancelFunc
+	left       sync.Once
 }
 
 // NewDaemon opens the data dir, starts Raft and gossip, and binds the API.
@@ -158,6 +162,8 @@ func (d *Daemon) openGossip() error {
 		return err
 	}
 	d.gossip = g
+	d.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: d.cfg.Secure.TLS.ClientConfig(),
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
 	if ca := d.cfg.Secure.TLS.CA; ca.Key != nil {
 		d.join = &joinServer{ca: ca, gossipKey: d.cfg.Secure.GossipKey, settings: *s, gossip: g, now: time.Now, log: d.log}
 	}
@@ -226,14 +232,16 @@ func (d *Daemon) handler() http.Handler {
 	}
 	mux.HandleFunc("GET "+PathMembers, d.serveMembers)
 	mux.HandleFunc("GET "+PathRaftPeers, d.serveRaftPeers)
+	mux.HandleFunc("GET "+PathRaftState, d.serveRaftState)
 	mux.Handle("/", newRouter(d.node, d.gossip, d.cfg.Secure.TLS, d.api, d.log))
-	return &gate{store: d.node.Store(), next: mux}
+	return &gate{store: d.node.Store(), self: d.cfg.Secure.Settings.NodeName, next: mux}
 }
 
 // Run serves until ctx ends, then stops everything it started.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.stop = cancel
 	var wg sync.WaitGroup
 	errc := make(chan error, 4+len(d.cfg.NodeTasks))
 	d.startServing(ctx, &wg, errc)
@@ -244,7 +252,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	if d.cfg.Secure != nil && d.cfg.Secure.LeaveOnTerminate && err == nil {
-		d.leave()
+		d.leaveOnce()
 	}
 	cancel()
 	wg.Wait()
@@ -283,6 +291,13 @@ func (d *Daemon) startServing(ctx context.Context, wg *sync.WaitGroup, errc chan
 
 func (d *Daemon) startTasks(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
 	if d.gossip != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.serveControl(ctx); err != nil {
+				d.log.Warn("control socket stopped", "err", err)
+			}
+		}()
 		if err := d.gossip.Join(d.cfg.Secure.Settings.Join); err != nil {
 			d.log.Warn("gossip: could not reach any known member yet", "err", err)
 		}
@@ -340,3 +355,6 @@ func noServer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	writeStatus(w, apierrors.NewServiceUnavailable("no skiff server is reachable from this worker right now"))
 }
+
+// leaveOnce leaves the cluster at most once.
+func (d *Daemon) leaveOnce() { d.left.Do(d.leave) }

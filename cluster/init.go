@@ -100,7 +100,7 @@ func Init(o InitOptions, now time.Time) (*InitResult, error) {
 	if err := writeFileAtomic(p.AdminConfig(), kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	files := &identityFiles{Settings: s, CACert: ca.CertPEM, CAKey: caKey, NodeCert: nodeCert, NodeKey: nodeKey, GossipKey: gossipKey}
+	files := &JoinedIdentity{Settings: s, CACert: ca.CertPEM, CAKey: caKey, NodeCert: nodeCert, NodeKey: nodeKey, GossipKey: gossipKey}
 	if err := files.save(o.DataDir); err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func Init(o InitOptions, now time.Time) (*InitResult, error) {
 
 // SaveJoined persists what Join returned, refusing to overwrite a data dir
 // that already belongs to a cluster.
-func SaveJoined(dir string, f *identityFiles) error {
+func SaveJoined(dir string, f *JoinedIdentity) error {
 	if _, err := LoadSettings(dir); err == nil {
 		return ErrAlreadyInitialized
 	}

@@ -101,7 +101,7 @@ func FetchCA(ctx context.Context, server, pin string) (*CA, error) {
 
 // Join performs the TLS bootstrap: verify the CA pin, submit a CSR with the
 // token, and return the identity files to persist. Nothing is written here.
-func Join(ctx context.Context, o JoinOptions) (*identityFiles, error) {
+func Join(ctx context.Context, o JoinOptions) (*JoinedIdentity, error) {
 	tok, err := ParseToken(o.Token)
 	if err != nil {
 		return nil, err
@@ -145,5 +145,5 @@ func Join(ctx context.Context, o JoinOptions) (*identityFiles, error) {
 	if p := o.Ports; p != nil {
 		s.APIPort, s.RaftPort, s.GossipPort, s.AgentPort = p.API, p.Raft, p.Gossip, p.Agent
 	}
-	return &identityFiles{Settings: &s, CACert: jr.CACert, CAKey: jr.CAKey, NodeCert: jr.NodeCert, NodeKey: keyPEM, GossipKey: jr.GossipKey}, nil
+	return &JoinedIdentity{Settings: &s, CACert: jr.CACert, CAKey: jr.CAKey, NodeCert: jr.NodeCert, NodeKey: keyPEM, GossipKey: jr.GossipKey}, nil
 }

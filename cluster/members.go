@@ -126,10 +126,21 @@ func (d *Daemon) serveMembers(w http.ResponseWriter, r *http.Request) {
 
 // PeerView is one row of `skiff raft peers`.
 type PeerView struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
-	Suffrage string `json:"suffrage"`
-	Leader   bool   `json:"leader"`
+	ID           string `json:"id"`
+	Address      string `json:"address"`
+	Suffrage     string `json:"suffrage"`
+	Leader       bool   `json:"leader"`
+	State        string `json:"state,omitempty"`
+	LastContact  string `json:"lastContact,omitempty"`
+	AppliedIndex string `json:"appliedIndex,omitempty"`
+}
+
+// RaftState is one server's own view, from PathRaftState.
+type RaftState struct {
+	State        string `json:"state"`
+	LastContact  string `json:"lastContact"`
+	AppliedIndex uint64 `json:"appliedIndex"`
+	Term         string `json:"term"`
 }
 
 // RaftView is the answer of PathRaftPeers.
@@ -158,7 +169,13 @@ func (d *Daemon) serveRaftPeers(w http.ResponseWriter, r *http.Request) {
 		if s.Suffrage != raft.Voter {
 			suffrage = "standby"
 		}
-		view.Servers = append(view.Servers, PeerView{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage, Leader: s.ID == leader})
+		p := PeerView{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage, Leader: s.ID == leader}
+		if st, err := d.peerState(r.Context(), string(s.ID)); err == nil {
+			p.State, p.LastContact, p.AppliedIndex = st.State, st.LastContact, fmt.Sprint(st.AppliedIndex)
+		} else {
+			p.State = "unreachable"
+		}
+		view.Servers = append(view.Servers, p)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(view)
@@ -190,4 +207,49 @@ func createBootstrapToken(ctx context.Context, rc *rest.Config, dataDir string, 
 	}
 	log.Info("cluster: first join token stored", "id", string(secret.Data["token-id"]))
 	return removeBootstrapToken(dataDir)
+}
+
+// PathRaftState serves one server's own Raft state (servers only).
+const PathRaftState = "/skiff/v1/internal/raftstate"
+
+func (d *Daemon) raftState() RaftState {
+	st := d.node.raft.Stats()
+	lc := st["last_contact"]
+	if d.node.IsLeader() {
+		lc = "0"
+	}
+	return RaftState{State: d.node.raft.State().String(), LastContact: lc, AppliedIndex: d.node.store.AppliedIndex(), Term: st["term"]}
+}
+
+func (d *Daemon) serveRaftState(w http.ResponseWriter, r *http.Request) {
+	if d.node == nil {
+		writeStatus(w, apierrors.NewServiceUnavailable("worker"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(d.raftState())
+}
+
+// peerState asks a server for its Raft state over mutual TLS.
+func (d *Daemon) peerState(ctx context.Context, name string) (RaftState, error) {
+	if name == d.node.cfg.NodeName {
+		return d.raftState(), nil
+	}
+	m, ok := d.gossip.Member(name)
+	if !ok || m.Meta.API == "" {
+		return RaftState{}, fmt.Errorf("no API address for %s", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.Meta.API+PathRaftState, nil)
+	resp, err := d.peerClient.Do(req)
+	if err != nil {
+		return RaftState{}, err
+	}
+	defer resp.Body.Close()
+	var st RaftState
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }

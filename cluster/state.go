@@ -107,8 +107,8 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// Identity files written by init and join.
-type identityFiles struct {
+// JoinedIdentity is what init and join write to a data dir.
+type JoinedIdentity struct {
 	Settings  *Settings
 	CACert    []byte
 	CAKey     []byte // servers only
@@ -120,7 +120,7 @@ type identityFiles struct {
 // save writes every identity file, settings last: the settings file is
 // the marker that a data dir is initialized, so a crash midway leaves a
 // data dir that is still "not initialized".
-func (f *identityFiles) save(dir string) error {
+func (f *JoinedIdentity) save(dir string) error {
 	p := Paths{dir}
 	files := []struct {
 		path string

@@ -129,13 +129,13 @@ const (
 // Image is an image held by the runtime.
 type Image struct {
 	// Ref is the normalised name, e.g. docker.io/library/busybox:latest.
-	Ref string
+	Ref string `json:"ref"`
 	// Digest is the digest of the manifest or index the name points at
 	// (sha256:...), stable across nodes for the same content.
-	Digest string
+	Digest string `json:"digest"`
 	// Size is the size in bytes of the image's content for this platform
 	// (compressed layers + config + manifest).
-	Size int64
+	Size int64 `json:"size"`
 }
 
 // SandboxSpec describes a pod sandbox to create.

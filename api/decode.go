@@ -7,11 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -94,6 +96,18 @@ func decodeProtobuf(kind *proto.Kind, body []byte) (proto.Object, error) {
 	return obj, nil
 }
 
+// addWarning adds a Warning response header (RFC 7234 code 299, as the
+// Kubernetes API server sends them and kubectl prints them) once.
+func addWarning(w http.ResponseWriter, text string) {
+	v := "299 - " + strconv.Quote(text)
+	for _, have := range w.Header().Values("Warning") {
+		if have == v {
+			return
+		}
+	}
+	w.Header().Add("Warning", v)
+}
+
 // fieldValidation is the query parameter that chooses what happens to
 // unknown fields: Strict (skiff's default) rejects them, Warn and Ignore
 // drop them.
@@ -106,37 +120,101 @@ func fieldValidation(r *http.Request) string {
 }
 
 // decodeObject decodes a JSON document into a new object of kind, checking
-// apiVersion and kind, quantities and (unless relaxed) unknown fields.
-func decodeObject(r *http.Request, kind *proto.Kind, data []byte) (proto.Object, error) {
+// apiVersion and kind and (unless relaxed) unknown fields. Bad quantities
+// cannot be held by the typed object, so they are dropped from the document
+// and returned as field errors for the caller to report together with the
+// validation errors of everything else.
+func decodeObject(w http.ResponseWriter, r *http.Request, kind *proto.Kind, data []byte) (proto.Object, field.ErrorList, error) {
 	var raw map[string]interface{}
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was not valid JSON: %v", err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was not valid JSON: %v", err))
 	}
 	if raw == nil {
-		return nil, apierrors.NewBadRequest("the body of the request must be a JSON object")
+		return nil, nil, apierrors.NewBadRequest("the body of the request must be a JSON object")
 	}
 	if err := checkTypeMeta(kind, raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	name, _ := nestedString(raw, "metadata", "name")
-	if errs := proto.ValidateQuantities(raw); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(kind.GVK.GroupKind(), name, errs)
+	quantityErrs := proto.ValidateQuantities(raw)
+	if len(quantityErrs) > 0 {
+		data = dropFields(raw, quantityErrs)
 	}
 	obj := kind.New()
 	strictErrs, err := kjson.UnmarshalStrict(data, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kind.GVK.Kind, kind.GVK.Version, kind.GVK.Kind, err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kind.GVK.Kind, kind.GVK.Version, kind.GVK.Kind, err))
 	}
-	if len(strictErrs) > 0 && fieldValidation(r) == "Strict" {
+	if len(strictErrs) > 0 {
 		msgs := make([]string, len(strictErrs))
 		for i, e := range strictErrs {
 			msgs[i] = e.Error()
 		}
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s",
-			kind.GVK.Kind, kind.GVK.Version, kind.GVK.Kind, strings.Join(msgs, ", ")))
+		switch fieldValidation(r) {
+		case "Strict":
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s",
+				kind.GVK.Kind, kind.GVK.Version, kind.GVK.Kind, strings.Join(msgs, ", ")))
+		case "Warn":
+			for _, m := range msgs {
+				addWarning(w, m)
+			}
+		}
 	}
 	obj.GetObjectKind().SetGroupVersionKind(kind.GVK)
-	return obj, nil
+	return obj, quantityErrs, nil
+}
+
+// dropFields removes the map entries named by errs (paths ending in a
+// [key]) from raw and returns the re-encoded document.
+func dropFields(raw map[string]interface{}, errs field.ErrorList) []byte {
+	for _, e := range errs {
+		removePath(raw, e.Field)
+	}
+	data, _ := json.Marshal(raw)
+	return data
+}
+
+// removePath deletes the entry at a field path such as
+// spec.containers[0].resources.limits[memory].
+func removePath(v interface{}, path string) {
+	var parts []string
+	for _, seg := range strings.Split(path, ".") {
+		for {
+			i := strings.IndexByte(seg, '[')
+			if i < 0 {
+				parts = append(parts, seg)
+				break
+			}
+			if i > 0 {
+				parts = append(parts, seg[:i])
+			}
+			j := strings.IndexByte(seg, ']')
+			parts = append(parts, "["+seg[i+1:j])
+			seg = seg[j+1:]
+			if seg == "" {
+				break
+			}
+		}
+	}
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch t := v.(type) {
+		case map[string]interface{}:
+			key := strings.TrimPrefix(p, "[")
+			if last {
+				delete(t, key)
+				return
+			}
+			v = t[key]
+		case []interface{}:
+			n, err := strconv.Atoi(strings.TrimPrefix(p, "["))
+			if err != nil || n >= len(t) || last {
+				return
+			}
+			v = t[n]
+		default:
+			return
+		}
+	}
 }
 
 func checkTypeMeta(kind *proto.Kind, raw map[string]interface{}) error {

@@ -110,10 +110,17 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 	if len(opts.DryRun) > 0 {
 		return cur, marked == nil, nil
 	}
+	var rv uint64
+	if pre := opts.Preconditions; pre != nil && pre.ResourceVersion != nil {
+		if rv, err = parseRV(*pre.ResourceVersion); err != nil {
+			return nil, false, err
+		}
+	}
 	if marked != nil {
-		req := &request{kind: kind, namespace: cm.GetNamespace(), name: cm.GetName()}
-		rv, _ := strconv.ParseUint(cm.GetResourceVersion(), 10, 64)
-		stored, err := s.propose(ctx, proto.CommandUpdate, req.kind, marked, rv, uid)
+		if rv == 0 {
+			rv, _ = strconv.ParseUint(cm.GetResourceVersion(), 10, 64)
+		}
+		stored, err := s.propose(ctx, proto.CommandUpdate, kind, marked, rv, uid)
 		if apierrors.IsConflict(err) && opts.Preconditions == nil {
 			// Changed under us: start over from the fresh object.
 			if fresh, ok := s.store.Get(kind, cm.GetNamespace(), cm.GetName()); ok {
@@ -130,7 +137,7 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 	}
 	gone, err := s.cfg.Proposer.Propose(ctx, &proto.Command{
 		Type: proto.CommandDelete, Group: kind.GVK.Group, Resource: kind.Resource,
-		Namespace: cm.GetNamespace(), Name: cm.GetName(), UID: uid,
+		Namespace: cm.GetNamespace(), Name: cm.GetName(), UID: uid, ResourceVersion: rv,
 	})
 	return gone, err == nil, err
 }
@@ -165,17 +172,21 @@ func (s *Server) markForDeletion(kind *proto.Kind, cur proto.Object, opts *metav
 	if grace == 0 && len(finalizers) == 0 {
 		return nil, nil
 	}
-	if dt := cm.GetDeletionTimestamp(); dt != nil && grace > 0 {
-		// Already terminating: a shorter grace period may only shorten it.
-		if old := cm.GetDeletionGracePeriodSeconds(); old != nil && *old <= grace {
-			return cur, nil
-		}
-	}
 	out := cur.DeepCopyObject().(proto.Object)
 	m, _ := meta.Accessor(out)
 	m.SetFinalizers(finalizers)
+	deadline := &metav1.Time{Time: now.Add(time.Duration(grace) * time.Second)}
+	if dt := cm.GetDeletionTimestamp(); dt != nil {
+		// Already being deleted: the deadline may only move closer.
+		if old := cm.GetDeletionGracePeriodSeconds(); old != nil && *old <= grace {
+			grace = *old
+		}
+		if dt.Before(deadline) {
+			deadline = dt
+		}
+	}
 	m.SetDeletionGracePeriodSeconds(&grace)
-	m.SetDeletionTimestamp(&metav1.Time{Time: now.Add(time.Duration(grace) * time.Second)})
+	m.SetDeletionTimestamp(deadline)
 	return out, nil
 }
 

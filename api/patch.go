@@ -33,8 +33,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req *request, tgt
 		writeError(w, err)
 		return
 	}
-	stored, err := s.guaranteedUpdate(r.Context(), req, 0, tgt, isDryRun(r), func(cur proto.Object) (proto.Object, error) {
-		return applyPatch(r, req.kind, cur, pt, body)
+	stored, err := s.guaranteedUpdate(r.Context(), req, 0, tgt, isDryRun(r), func(cur proto.Object) (proto.Object, field.ErrorList, error) {
+		return applyPatch(w, r, req.kind, cur, pt, body)
 	})
 	if err != nil {
 		writeError(w, err)
@@ -45,7 +45,28 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req *request, tgt
 
 // applyPatch applies a patch to the JSON form of cur and decodes the result.
 // A resourceVersion in the patch becomes a precondition (409 on mismatch).
-func applyPatch(r *http.Request, kind *proto.Kind, cur proto.Object, pt types.PatchType, patch []byte) (proto.Object, error) {
+func applyPatch(w http.ResponseWriter, r *http.Request, kind *proto.Kind, cur proto.Object, pt types.PatchType, patch []byte) (proto.Object, field.ErrorList, error) {
+	patched, err := patchJSON(kind, cur, pt, patch)
+	if err != nil {
+		return nil, nil, err
+	}
+	obj, decodeErrs, err := decodeObject(w, r, kind, patched)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, _ := meta.Accessor(obj)
+	cm, _ := meta.Accessor(cur)
+	if rv := m.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
+		return nil, nil, proto.NewConflict(kind.GroupVersionResource().GroupResource(), cm.GetName(), cm.GetResourceVersion())
+	}
+	if m.GetName() != cm.GetName() || m.GetNamespace() != cm.GetNamespace() {
+		return nil, nil, apierrors.NewBadRequest("a patch may not change the object's name or namespace")
+	}
+	return obj, decodeErrs, nil
+}
+
+// patchJSON applies a patch of type pt to the JSON form of cur.
+func patchJSON(kind *proto.Kind, cur proto.Object, pt types.PatchType, patch []byte) ([]byte, error) {
 	original, err := json.Marshal(cur)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -69,19 +90,7 @@ func applyPatch(r *http.Request, kind *proto.Kind, cur proto.Object, pt types.Pa
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid strategic merge patch: %v", err))
 		}
 	}
-	obj, err := decodeObject(r, kind, patched)
-	if err != nil {
-		return nil, err
-	}
-	m, _ := meta.Accessor(obj)
-	cm, _ := meta.Accessor(cur)
-	if m.GetResourceVersion() != cm.GetResourceVersion() {
-		return nil, proto.NewConflict(kind.GroupVersionResource().GroupResource(), cm.GetName(), cm.GetResourceVersion())
-	}
-	if m.GetName() != cm.GetName() || m.GetNamespace() != cm.GetNamespace() {
-		return nil, apierrors.NewBadRequest("a patch may not change the object's name or namespace")
-	}
-	return obj, nil
+	return patched, nil
 }
 
 func nameOf(obj proto.Object) string {

@@ -43,7 +43,7 @@ func parseResourcePath(method, path string, watchParam bool) (req *request, ok b
 			return nil, false
 		}
 	}
-	if len(parts) >= 3 && parts[0] == "namespaces" {
+	if len(parts) >= 3 && parts[0] == "namespaces" && !isNamespaceSubresource(group, parts) {
 		req.namespace = parts[1]
 		parts = parts[2:]
 	} else if parts[0] == "namespaces" && len(parts) <= 3 && group == "" {
@@ -80,6 +80,12 @@ func parseResourcePath(method, path string, watchParam bool) (req *request, ok b
 	}
 	req.verb = verbFor(method, req.name != "", watchParam)
 	return req, req.verb != ""
+}
+
+// isNamespaceSubresource tells /api/v1/namespaces/{name}/status (or
+// finalize) from /api/v1/namespaces/{namespace}/{resource}.
+func isNamespaceSubresource(group string, parts []string) bool {
+	return group == "" && len(parts) == 3 && (parts[2] == "status" || parts[2] == "finalize")
 }
 
 func verbFor(method string, named, watch bool) string {

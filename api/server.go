@@ -82,6 +82,8 @@ type Server struct {
 	log   *slog.Logger
 	store *fsm.Store
 	mux   *http.ServeMux
+
+	openapi openAPIDocs
 }
 
 // New returns a Server for cfg.
@@ -132,6 +134,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1", s.resourceList)
 	s.mux.HandleFunc("GET /apis/{group}", s.apiGroup)
 	s.mux.HandleFunc("GET /apis/{group}/{version}", s.resourceList)
+	s.mux.HandleFunc("GET /openapi/v2", s.openAPIV2)
+	s.mux.HandleFunc("GET /openapi/v3", s.openAPIV3Discovery)
+	s.mux.HandleFunc("GET /openapi/v3/", s.openAPIV3)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +189,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req *requ
 	case "watch":
 		s.watch(w, r, req)
 	case "create":
-		if req.name != "" {
+		if req.name != "" || (req.kind.Namespaced && req.namespace == "") {
 			writeError(w, methodNotAllowed(r.Method, req))
 			return
 		}
@@ -224,7 +229,7 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, req *r
 	case req.kind.Resource == "nodes" && req.subresource == "proxy":
 		s.nodeProxy(w, r, req)
 	case req.subresource == "finalize" && req.kind.Resource == "namespaces" && req.verb == "update":
-		s.update(w, r, req, mainResource)
+		s.update(w, r, req, finalizeSubresource)
 	default:
 		writeError(w, apierrors.NewNotFound(req.kind.GroupVersionResource().GroupResource(), req.name+"/"+req.subresource))
 	}

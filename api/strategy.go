@@ -21,8 +21,10 @@ import (
 type target int
 
 const (
-	mainResource      target = iota // spec and metadata; status is kept
-	statusSubresource               // status only
+	mainResource        target = iota // spec and metadata; status is kept
+	statusSubresource                 // status only
+	finalizeSubresource               // a namespace's spec.finalizers only
+	bindingSubresource                // spec and status together (pods/binding)
 )
 
 // structField returns the named top-level field of a typed object, or an
@@ -72,6 +74,7 @@ func prepareCreate(kind *proto.Kind, obj proto.Object, now time.Time) error {
 		o.Status = corev1.NamespaceStatus{}
 		o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
 	}
+	mergeStringData(obj)
 	proto.Default(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		pod.Status.QOSClass = qosClass(&pod.Spec)
@@ -93,20 +96,30 @@ func generateName(prefix string) string {
 // prepareUpdate builds the object to store from the client's object and
 // the stored one: identity and timestamps are kept, status is kept on a
 // main-resource write and is all that changes on a status write, and the
-// generation moves when the spec changes.
+// generation moves when the spec changes. A client object without a
+// resourceVersion (an unconditional update) gets the stored one, so the
+// write is still a compare-and-swap against what was read.
 func prepareUpdate(kind *proto.Kind, obj, old proto.Object, tgt target) (proto.Object, error) {
-	if tgt == statusSubresource {
+	om, _ := meta.Accessor(old)
+	switch tgt {
+	case statusSubresource:
 		out := old.DeepCopyObject().(proto.Object)
 		structField(out, "Status").Set(structField(obj, "Status"))
+		return out, nil
+	case finalizeSubresource:
+		out := old.DeepCopyObject().(*corev1.Namespace)
+		out.Spec.Finalizers = obj.(*corev1.Namespace).Spec.Finalizers
 		return out, nil
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	om, _ := meta.Accessor(old)
 	if m.GetUID() != "" && m.GetUID() != om.GetUID() {
 		return nil, apierrors.NewConflict(kind.GroupVersionResource().GroupResource(), om.GetName(), fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", m.GetUID(), om.GetUID()))
+	}
+	if m.GetResourceVersion() == "" {
+		m.SetResourceVersion(om.GetResourceVersion())
 	}
 	m.SetUID(om.GetUID())
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
@@ -114,9 +127,14 @@ func prepareUpdate(kind *proto.Kind, obj, old proto.Object, tgt target) (proto.O
 	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
 	m.SetGeneration(om.GetGeneration())
 	m.SetManagedFields(nil)
-	if st := structField(obj, "Status"); st.IsValid() && !isNode(obj) {
+	if st := structField(obj, "Status"); st.IsValid() && !isNode(obj) && tgt != bindingSubresource {
 		st.Set(structField(old, "Status"))
 	}
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		// Only the finalize subresource changes a namespace's finalizers.
+		ns.Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
+	}
+	mergeStringData(obj)
 	proto.Default(obj)
 	if spec := structField(obj, "Spec"); spec.IsValid() {
 		if !apiequality.Semantic.DeepEqual(spec.Interface(), structField(old, "Spec").Interface()) {
@@ -124,6 +142,22 @@ func prepareUpdate(kind *proto.Kind, obj, old proto.Object, tgt target) (proto.O
 		}
 	}
 	return obj, nil
+}
+
+// mergeStringData folds a Secret's write-only stringData into data, as the
+// Kubernetes API server does; stringData wins over data for the same key.
+func mergeStringData(obj proto.Object) {
+	sec, ok := obj.(*corev1.Secret)
+	if !ok || len(sec.StringData) == 0 {
+		return
+	}
+	if sec.Data == nil {
+		sec.Data = make(map[string][]byte, len(sec.StringData))
+	}
+	for k, v := range sec.StringData {
+		sec.Data[k] = []byte(v)
+	}
+	sec.StringData = nil
 }
 
 func isNode(obj proto.Object) bool { _, ok := obj.(*corev1.Node); return ok }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/proto"
 )
@@ -83,15 +84,15 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, err)
 		return
 	}
-	stored, err := s.guaranteedUpdate(r.Context(), req, 0, mainResource, isDryRun(r), func(cur proto.Object) (proto.Object, error) {
+	stored, err := s.guaranteedUpdate(r.Context(), req, 0, mainResource, isDryRun(r), func(cur proto.Object) (proto.Object, field.ErrorList, error) {
 		want, err := desiredScale(r, req, cur, body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if want.ResourceVersion != "" && want.ResourceVersion != scaleRV(cur) {
-			return nil, proto.NewConflict(gr, req.name, scaleRV(cur))
+			return nil, nil, proto.NewConflict(gr, req.name, scaleRV(cur))
 		}
-		return withReplicas(cur, want.Spec.Replicas), nil
+		return withReplicas(cur, want.Spec.Replicas), nil, nil
 	})
 	if err != nil {
 		writeError(w, err)
@@ -145,7 +146,8 @@ func desiredScale(r *http.Request, req *request, cur proto.Object, body []byte) 
 
 func checkScale(out *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
 	if out.Spec.Replicas < 0 {
-		return nil, apierrors.NewBadRequest("spec.replicas: must be greater than or equal to 0")
+		return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), out.Name, field.ErrorList{
+			field.Invalid(field.NewPath("spec", "replicas"), out.Spec.Replicas, "must be greater than or equal to 0")})
 	}
 	return out, nil
 }
@@ -167,26 +169,19 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	gr := req.kind.GroupVersionResource().GroupResource()
-	_, err = s.guaranteedUpdate(r.Context(), req, 0, mainResource, isDryRun(r), func(cur proto.Object) (proto.Object, error) {
+	// One write sets the node and records PodScheduled, as the Kubernetes
+	// binding does, so nobody sees a bound pod without the condition.
+	_, err = s.guaranteedUpdate(r.Context(), req, 0, bindingSubresource, isDryRun(r), func(cur proto.Object) (proto.Object, field.ErrorList, error) {
 		pod := cur.(*corev1.Pod).DeepCopy()
 		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", req.name))
+			return nil, nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", req.name))
 		}
 		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("pod %s is already assigned to node %q", req.name, pod.Spec.NodeName))
+			return nil, nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("pod %s is already assigned to node %q", req.name, pod.Spec.NodeName))
 		}
 		pod.Spec.NodeName = b.Target.Name
-		return pod, nil
-	})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	// Record PodScheduled on the status, as the Kubernetes binding does.
-	_, err = s.guaranteedUpdate(r.Context(), req, 0, statusSubresource, false, func(cur proto.Object) (proto.Object, error) {
-		pod := cur.(*corev1.Pod).DeepCopy()
 		setPodScheduled(pod, s.cfg.Now())
-		return pod, nil
+		return pod, nil, nil
 	})
 	if err != nil {
 		writeError(w, err)

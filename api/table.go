@@ -47,15 +47,16 @@ func tableRequested(r *http.Request) (tableRequest, bool) {
 	return tableRequest{}, false
 }
 
-// printer renders the columns of one kind after NAME (and before AGE where
-// the kind puts AGE last).
+// printer renders the table columns of one kind: every cell of a row, in
+// column order, and optionally the row's conditions.
 type printer struct {
-	columns []metav1.TableColumnDefinition
-	cells   func(obj proto.Object, now time.Time) []interface{}
+	columns    []metav1.TableColumnDefinition
+	cells      func(obj proto.Object, now time.Time) []interface{}
+	conditions func(obj proto.Object) []metav1.TableRowCondition
 }
 
-var nameColumn = metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: "Name must be unique within a namespace."}
-var ageColumn = metav1.TableColumnDefinition{Name: "Age", Type: "string", Description: "CreationTimestamp is a timestamp representing the server time when this object was created."}
+var nameColumn = metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: metav1.ObjectMeta{}.SwaggerDoc()["name"]}
+var ageColumn = metav1.TableColumnDefinition{Name: "Age", Type: "string", Description: metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"]}
 
 // genericPrinter prints NAME and AGE, what Kubernetes prints for kinds
 // without a dedicated printer.
@@ -79,6 +80,9 @@ func toTable(kind *proto.Kind, objs []proto.Object, include metav1.IncludeObject
 	t := &metav1.Table{TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"}, ColumnDefinitions: p.columns, Rows: []metav1.TableRow{}}
 	for _, obj := range objs {
 		row := metav1.TableRow{Cells: p.cells(obj, now)}
+		if p.conditions != nil {
+			row.Conditions = p.conditions(obj)
+		}
 		raw, err := rowObject(obj, include)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)

@@ -69,24 +69,32 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req *request) {
 			}
 			return
 		}
-		if ev.Type == watch.Bookmark {
-			if !streamList {
-				continue
-			}
-			ev.Object = bookmark(req.kind, ev.Index)
-		}
-		out, err := s.eventObject(req.kind, ev, table, asTable)
-		if err != nil {
-			s.log.Error("api: encoding watch event", "err", err)
+		if err := s.sendEvent(enc, req.kind, ev, streamList, table, asTable); err != nil {
+			s.log.Debug("api: watch ended", "err", err)
 			return
 		}
-		if err := enc.encode(ev.Type, out); err != nil {
-			return
-		}
+		// Flush once the queue is drained, whatever the last event was,
+		// so a burst goes out in one write and nothing stays buffered.
 		if watcher.Pending() == 0 {
 			enc.flush()
 		}
 	}
+}
+
+// sendEvent encodes one store event; bookmarks are only sent to watch-list
+// streams, where one ends the initial events.
+func (s *Server) sendEvent(enc *eventEncoder, kind *proto.Kind, ev fsm.Event, streamList bool, table tableRequest, asTable bool) error {
+	if ev.Type == watch.Bookmark {
+		if !streamList {
+			return nil
+		}
+		ev.Object = bookmark(kind, ev.Index)
+	}
+	out, err := s.eventObject(kind, ev, table, asTable)
+	if err != nil {
+		return fmt.Errorf("encoding watch event: %w", err)
+	}
+	return enc.encode(ev.Type, out)
 }
 
 // eventEncoder writes watch events as newline-separated JSON or as

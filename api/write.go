@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/proto"
 )
@@ -33,12 +34,12 @@ func (s *Server) propose(ctx context.Context, typ proto.CommandType, kind *proto
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, req *request) {
-	obj, err := s.decodeRequest(w, r, req.kind)
+	obj, decodeErrs, err := s.decodeRequest(w, r, req.kind)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	stored, err := s.createObject(r.Context(), req, obj, isDryRun(r))
+	stored, err := s.createObject(r.Context(), req, obj, decodeErrs, isDryRun(r))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -46,23 +47,26 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req *request) {
 	s.writeObjects(w, r, req.kind, http.StatusCreated, []proto.Object{stored}, 0, false)
 }
 
-func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, kind *proto.Kind) (proto.Object, error) {
+// decodeRequest reads and decodes the object in the request body; the
+// field errors are problems to report with the validation errors.
+func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, kind *proto.Kind) (proto.Object, field.ErrorList, error) {
 	body, err := s.readBody(w, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if mediaType(r) == proto.ContentTypeProtobuf {
-		return decodeProtobuf(kind, body)
+		obj, err := decodeProtobuf(kind, body)
+		return obj, nil, err
 	}
 	data, err := bodyJSON(r, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return decodeObject(r, kind, data)
+	return decodeObject(w, r, kind, data)
 }
 
 // createObject prepares, validates and proposes a new object.
-func (s *Server) createObject(ctx context.Context, req *request, obj proto.Object, dryRun bool) (proto.Object, error) {
+func (s *Server) createObject(ctx context.Context, req *request, obj proto.Object, decodeErrs field.ErrorList, dryRun bool) (proto.Object, error) {
 	m, _ := meta.Accessor(obj)
 	if err := checkNamespace(req, m.GetNamespace()); err != nil {
 		return nil, err
@@ -80,7 +84,7 @@ func (s *Server) createObject(ctx context.Context, req *request, obj proto.Objec
 		if err := prepareCreate(req.kind, obj, s.cfg.Now()); err != nil {
 			return nil, err
 		}
-		if errs := proto.Validate(obj, nil); len(errs) > 0 {
+		if errs := append(decodeErrs, proto.Validate(obj, nil)...); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(req.kind.GVK.GroupKind(), m.GetName(), errs)
 		}
 		if dryRun {
@@ -102,7 +106,7 @@ func checkNamespace(req *request, objNamespace string) error {
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, req *request, tgt target) {
-	obj, err := s.decodeRequest(w, r, req.kind)
+	obj, decodeErrs, err := s.decodeRequest(w, r, req.kind)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -116,16 +120,14 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req *request, tg
 		writeError(w, err)
 		return
 	}
-	if req.kind.Namespaced {
-		m.SetNamespace(req.namespace)
-	}
+	m.SetNamespace(req.namespace) // "" for cluster-scoped kinds
 	rv, err := parseRV(m.GetResourceVersion())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	stored, err := s.guaranteedUpdate(r.Context(), req, rv, tgt, isDryRun(r), func(proto.Object) (proto.Object, error) {
-		return obj.DeepCopyObject().(proto.Object), nil
+	stored, err := s.guaranteedUpdate(r.Context(), req, rv, tgt, isDryRun(r), func(proto.Object) (proto.Object, field.ErrorList, error) {
+		return obj.DeepCopyObject().(proto.Object), decodeErrs, nil
 	})
 	if err != nil {
 		writeError(w, err)
@@ -145,9 +147,9 @@ func parseRV(rv string) (uint64, error) {
 	return n, nil
 }
 
-// mutateFunc returns the desired object given the current one; it must not
-// modify current.
-type mutateFunc func(current proto.Object) (proto.Object, error)
+// mutateFunc returns the desired object given the current one, and field
+// errors found while decoding it; it must not modify current.
+type mutateFunc func(current proto.Object) (proto.Object, field.ErrorList, error)
 
 // guaranteedUpdate is the read-modify-write loop of every update: it reads
 // the current object, applies mutate, and proposes the result with the
@@ -165,7 +167,7 @@ func (s *Server) guaranteedUpdate(ctx context.Context, req *request, rv uint64, 
 		if rv != 0 && strconv.FormatUint(rv, 10) != cm.GetResourceVersion() {
 			return nil, proto.NewConflict(gr, req.name, cm.GetResourceVersion())
 		}
-		desired, err := mutate(cur)
+		desired, decodeErrs, err := mutate(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -173,10 +175,13 @@ func (s *Server) guaranteedUpdate(ctx context.Context, req *request, rv uint64, 
 		if err != nil {
 			return nil, err
 		}
-		if errs := proto.Validate(obj, cur); len(errs) > 0 {
+		if errs := append(decodeErrs, proto.Validate(obj, cur)...); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(req.kind.GVK.GroupKind(), req.name, errs)
 		}
-		if unchanged(obj, cur) || dryRun {
+		if unchanged(obj, cur) {
+			return cur, nil
+		}
+		if dryRun {
 			return obj, nil
 		}
 		curRV, _ := strconv.ParseUint(cm.GetResourceVersion(), 10, 64)

@@ -51,6 +51,17 @@ func (s *Store) applyLocked(index uint64, data []byte) Result {
 	if err != nil {
 		return Result{Err: apierrors.NewBadRequest(err.Error())}
 	}
+	switch cmd.Type {
+	case proto.CommandCreate, proto.CommandUpdate, proto.CommandDelete:
+	default:
+		if cmd.Type&proto.IgnoreUnknown != 0 {
+			return Result{}
+		}
+		// An unknown command that may not be ignored means this binary is
+		// older than the leader that wrote it; applying later entries would
+		// diverge, so this replica must stop.
+		panic(fmt.Sprintf("fsm: unknown command type %d at index %d: upgrade this node", cmd.Type, index))
+	}
 	kind, ok := proto.KindForResource(cmd.Group, cmd.Resource)
 	if !ok {
 		return Result{Err: apierrors.NewBadRequest(fmt.Sprintf("unknown resource %q in group %q", cmd.Resource, cmd.Group))}
@@ -60,16 +71,9 @@ func (s *Store) applyLocked(index uint64, data []byte) Result {
 		return s.applyCreate(index, kind, cmd)
 	case proto.CommandUpdate:
 		return s.applyUpdate(index, kind, cmd)
-	case proto.CommandDelete:
+	default:
 		return s.applyDelete(index, kind, cmd)
 	}
-	if cmd.Type&proto.IgnoreUnknown != 0 {
-		return Result{}
-	}
-	// An unknown command that may not be ignored means this binary is
-	// older than the leader that wrote it; applying later entries would
-	// diverge, so this replica must stop.
-	panic(fmt.Sprintf("fsm: unknown command type %d at index %d: upgrade this node", cmd.Type, index))
 }
 
 func (s *Store) decode(kind *proto.Kind, cmd *proto.Command) (proto.Object, metav1.Object, error) {

@@ -13,16 +13,23 @@ import (
 
 // admitService allocates or checks a Service's ClusterIP. Allocation is
 // deterministic: the lowest free address in the service CIDR, after the
-// network address and the first host (reserved for the API service).
+// network address and the first host (reserved for the API service). On an
+// update an empty ClusterIP keeps the old address, a set one must not
+// change, and a change to or from type ExternalName releases or allocates.
 func (s *Store) admitService(kind *proto.Kind, key string, obj, old proto.Object) error {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return nil
 	}
+	oldSvc, _ := old.(*corev1.Service)
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		if oldSvc != nil {
+			s.releaseService(kind, key, oldSvc)
+		}
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
 		return nil
 	}
-	if oldSvc, ok := old.(*corev1.Service); ok {
+	if oldSvc != nil && oldSvc.Spec.ClusterIP != "" {
 		if svc.Spec.ClusterIP == "" {
 			svc.Spec.ClusterIP = oldSvc.Spec.ClusterIP
 			svc.Spec.ClusterIPs = oldSvc.Spec.ClusterIPs
@@ -32,13 +39,21 @@ func (s *Store) admitService(kind *proto.Kind, key string, obj, old proto.Object
 		}
 		return nil
 	}
+	return s.allocateIP(svc, key)
+}
+
+// allocateIP gives a new (or newly non-ExternalName) Service its ClusterIP:
+// none for a headless service, the requested one if it is free, or the
+// lowest free one.
+func (s *Store) allocateIP(svc *corev1.Service, key string) error {
 	switch svc.Spec.ClusterIP {
 	case corev1.ClusterIPNone:
+		svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
 		return nil
 	case "":
 		ip, ok := s.freeIP()
 		if !ok {
-			return apierrors.NewInternalError(fmt.Errorf("no ClusterIP left in %v", s.cfg.ServiceCIDR))
+			return apierrors.NewInternalError(fmt.Errorf("failed to allocate a ClusterIP: no address left in %v", s.cfg.ServiceCIDR))
 		}
 		svc.Spec.ClusterIP = ip.String()
 	default:
@@ -51,8 +66,7 @@ func (s *Store) admitService(kind *proto.Kind, key string, obj, old proto.Object
 		}
 	}
 	svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-	ip := netip.MustParseAddr(svc.Spec.ClusterIP)
-	s.ips[ip] = key
+	s.ips[netip.MustParseAddr(svc.Spec.ClusterIP)] = key
 	return nil
 }
 

@@ -35,16 +35,12 @@ func Validate(obj, old runtime.Object) field.ErrorList {
 		}
 	case *appsv1.Deployment:
 		errs = append(errs, validateReplicas(o.Spec.Replicas, field.NewPath("spec", "replicas"))...)
-		errs = append(errs, validateSelectorTemplate(o.Spec.Selector, &o.Spec.Template, field.NewPath("spec"))...)
-		errs = append(errs, validateSelectorUpdate(o.Spec.Selector, old, field.NewPath("spec", "selector"))...)
+		errs = append(errs, validateWorkload(o.Spec.Selector, &o.Spec.Template, old)...)
 	case *appsv1.ReplicaSet:
 		errs = append(errs, validateReplicas(o.Spec.Replicas, field.NewPath("spec", "replicas"))...)
-		errs = append(errs, validateSelectorTemplate(o.Spec.Selector, &o.Spec.Template, field.NewPath("spec"))...)
+		errs = append(errs, validateWorkload(o.Spec.Selector, &o.Spec.Template, old)...)
 	case *appsv1.DaemonSet:
-		errs = append(errs, validateSelectorTemplate(o.Spec.Selector, &o.Spec.Template, field.NewPath("spec"))...)
-		if p := o.Spec.Template.Spec.RestartPolicy; p != corev1.RestartPolicyAlways {
-			errs = append(errs, field.NotSupported(field.NewPath("spec", "template", "spec", "restartPolicy"), p, []string{string(corev1.RestartPolicyAlways)}))
-		}
+		errs = append(errs, validateWorkload(o.Spec.Selector, &o.Spec.Template, old)...)
 	case *corev1.Service:
 		errs = append(errs, validateService(o)...)
 	case *corev1.ConfigMap:
@@ -61,8 +57,10 @@ func Validate(obj, old runtime.Object) field.ErrorList {
 func validateMeta(kind *Kind, obj, old runtime.Object) field.ErrorList {
 	nameFn := apivalidation.NameIsDNSSubdomain
 	switch kind.Resource {
-	case "namespaces", "services":
+	case "namespaces":
 		nameFn = apivalidation.NameIsDNSLabel
+	case "services":
+		nameFn = apivalidation.NameIsDNS1035Label
 	}
 	m, err := metaOf(obj)
 	if err != nil {
@@ -96,6 +94,34 @@ func validateReplicas(r *int32, p *field.Path) field.ErrorList {
 	return nil
 }
 
+// validateWorkload checks the selector and pod template of a Deployment,
+// ReplicaSet or DaemonSet: the selector is required, non-empty, matches the
+// template's labels and (in apps/v1) never changes; the template's pods
+// restart Always.
+func validateWorkload(sel *metav1.LabelSelector, t *corev1.PodTemplateSpec, old runtime.Object) field.ErrorList {
+	p := field.NewPath("spec")
+	errs := validateSelectorTemplate(sel, t, p)
+	if rp := t.Spec.RestartPolicy; rp != "" && rp != corev1.RestartPolicyAlways {
+		errs = append(errs, field.NotSupported(p.Child("template", "spec", "restartPolicy"), rp, []string{string(corev1.RestartPolicyAlways)}))
+	}
+	if oldSel := selectorOf(old); sel != nil && oldSel != nil {
+		errs = append(errs, apivalidation.ValidateImmutableField(sel, oldSel, p.Child("selector"))...)
+	}
+	return errs
+}
+
+func selectorOf(obj runtime.Object) *metav1.LabelSelector {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Spec.Selector
+	case *appsv1.ReplicaSet:
+		return o.Spec.Selector
+	case *appsv1.DaemonSet:
+		return o.Spec.Selector
+	}
+	return nil
+}
+
 func validateSelectorTemplate(sel *metav1.LabelSelector, t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	selPath := p.Child("selector")
@@ -104,7 +130,7 @@ func validateSelectorTemplate(sel *metav1.LabelSelector, t *corev1.PodTemplateSp
 	} else {
 		errs = append(errs, metav1validation.ValidateLabelSelector(sel, metav1validation.LabelSelectorValidationOptions{}, selPath)...)
 		if len(sel.MatchLabels)+len(sel.MatchExpressions) == 0 {
-			errs = append(errs, field.Invalid(selPath, sel, "empty selector is invalid for deployment"))
+			errs = append(errs, field.Invalid(selPath, sel, "empty selector is invalid"))
 		} else if s, err := metav1.LabelSelectorAsSelector(sel); err == nil && !s.Matches(labels.Set(t.Labels)) {
 			errs = append(errs, field.Invalid(p.Child("template", "metadata", "labels"), t.Labels, "`selector` does not match template `labels`"))
 		}
@@ -113,14 +139,6 @@ func validateSelectorTemplate(sel *metav1.LabelSelector, t *corev1.PodTemplateSp
 	errs = append(errs, metav1validation.ValidateLabels(t.Labels, tp.Child("metadata", "labels"))...)
 	errs = append(errs, validatePodSpec(&t.Spec, tp.Child("spec"))...)
 	return errs
-}
-
-func validateSelectorUpdate(sel *metav1.LabelSelector, old runtime.Object, p *field.Path) field.ErrorList {
-	d, ok := old.(*appsv1.Deployment)
-	if !ok || sel == nil || d.Spec.Selector == nil {
-		return nil
-	}
-	return apivalidation.ValidateImmutableField(sel, d.Spec.Selector, p)
 }
 
 func validateData(data map[string]string, binary map[string][]byte, p *field.Path) field.ErrorList {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -51,15 +52,13 @@ type Server struct {
 // and stops it when the test ends. Options may adjust the API config.
 func New(t testing.TB, opts ...func(*api.Config)) *Server {
 	t.Helper()
-	store, err := fsm.NewStore(fsm.DefaultConfig())
-	if err != nil {
-		t.Fatalf("store: %v", err)
-	}
 	cfg := api.DefaultConfig()
-	cfg.Store = store
-	cfg.Proposer = &DirectProposer{Store: store}
+	WithStoreConfig(func(*fsm.Config) {})(&cfg)
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Store == nil {
+		t.Fatal("apitest: WithStoreConfig failed")
 	}
 	srv, err := api.New(cfg)
 	if err != nil {
@@ -77,9 +76,32 @@ func New(t testing.TB, opts ...func(*api.Config)) *Server {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	s := &Server{Store: store, API: srv, HTTP: hs, Config: rc, Client: client}
+	s := &Server{Store: cfg.Store, API: srv, HTTP: hs, Config: rc, Client: client}
 	for _, ns := range []string{"default", "kube-system"} {
 		s.CreateNamespace(t, ns)
 	}
 	return s
+}
+
+// WithStoreConfig gives the server a fresh store built from the default
+// store configuration changed by adjust (a small watch history, a small
+// service CIDR), with a DirectProposer writing to it.
+func WithStoreConfig(adjust func(*fsm.Config)) func(*api.Config) {
+	return func(c *api.Config) {
+		sc := fsm.DefaultConfig()
+		adjust(&sc)
+		store, err := fsm.NewStore(sc)
+		if err != nil {
+			c.Store = nil
+			return
+		}
+		c.Store = store
+		c.Proposer = &DirectProposer{Store: store}
+	}
+}
+
+// WithClock makes the server read the time from now (for stable ages and
+// timestamps in tests).
+func WithClock(now func() time.Time) func(*api.Config) {
+	return func(c *api.Config) { c.Now = now }
 }

@@ -298,7 +298,7 @@ func (d *Daemon) startTasks(ctx context.Context, wg *sync.WaitGroup, errc chan<-
 				d.log.Warn("control socket stopped", "err", err)
 			}
 		}()
-		if err := d.gossip.Join(d.cfg.Secure.Settings.Join); err != nil {
+		if err := d.gossip.Join(d.joinAddrs()); err != nil {
 			d.log.Warn("gossip: could not reach any known member yet", "err", err)
 		}
 		wg.Add(1)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -52,7 +53,10 @@ func (d *Daemon) apiServers() []string {
 func (d *Daemon) maintainMembership(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for i := 0; ; i++ {
+		if i%10 == 9 {
+			d.savePeers()
+		}
 		if d.node != nil {
 			in := d.inRaftConfig()
 			if meta := d.gossip.Meta(); meta.InRaft != in {
@@ -252,4 +256,37 @@ func (d *Daemon) peerState(ctx context.Context, name string) (RaftState, error) 
 		return st, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func peersFile(dataDir string) string { return filepath.Join(dataDir, "peers.json") }
+
+// savePeers remembers the gossip addresses of alive members, so a restart
+// can rejoin even when the members it first joined through are gone.
+func (d *Daemon) savePeers() {
+	var addrs []string
+	for _, m := range d.gossip.Members() {
+		if m.State == MemberAlive && m.Name != d.cfg.Secure.Settings.NodeName {
+			addrs = append(addrs, m.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	data, _ := json.Marshal(addrs)
+	if err := writeFileAtomic(peersFile(d.cfg.Secure.DataDir), data, 0o600); err != nil {
+		d.log.Warn("gossip: saving peers", "err", err)
+	}
+}
+
+// joinAddrs is every address worth trying at start: the join list from
+// settings and the members alive at the last save.
+func (d *Daemon) joinAddrs() []string {
+	addrs := append([]string{}, d.cfg.Secure.Settings.Join...)
+	if data, err := os.ReadFile(peersFile(d.cfg.Secure.DataDir)); err == nil {
+		var saved []string
+		if json.Unmarshal(data, &saved) == nil {
+			addrs = append(addrs, saved...)
+		}
+	}
+	return addrs
 }

@@ -57,6 +57,9 @@ func (d *Daemon) maintainMembership(ctx context.Context) {
 		if i%10 == 9 {
 			d.savePeers()
 		}
+		if i%4 == 3 && d.alivePeers() == 0 {
+			d.gossip.Join(d.joinAddrs()) // retried until someone answers
+		}
 		if d.node != nil {
 			in := d.inRaftConfig()
 			if meta := d.gossip.Meta(); meta.InRaft != in {
@@ -289,4 +292,14 @@ func (d *Daemon) joinAddrs() []string {
 		}
 	}
 	return addrs
+}
+
+func (d *Daemon) alivePeers() int {
+	n := 0
+	for _, m := range d.gossip.Members() {
+		if m.State == MemberAlive && m.Name != d.cfg.Secure.Settings.NodeName {
+			n++
+		}
+	}
+	return n
 }

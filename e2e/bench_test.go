@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BenchmarkFailover kills the leader of a 3-voter dev cluster with SIGKILL
+// b.N times and measures the time until the first write through a surviving
+// node succeeds. Run it with scripts/bench-failover.sh.
+func BenchmarkFailover(b *testing.B) {
+	c := UpDevCluster(b, 3, 3)
+	names := nodeNames(c)
+	var times []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		leader, err := Leader(context.Background(), c, names...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		survivor := without(names, leader)[0]
+		client := NodeClient(b, c, survivor)
+		if err := c.Kill(leader); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for n := 0; ; n++ {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("f%d-%d", i, n)}}, metav1.CreateOptions{})
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("no write succeeded 30s after killing %s: %v", leader, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		times = append(times, time.Since(start))
+		b.StopTimer()
+		if err := c.Restart(leader); err != nil {
+			b.Fatal(err)
+		}
+		Eventually(b, 60*time.Second, "all three voters back", func() (bool, error) {
+			v, err := RaftView(context.Background(), c, survivor)
+			if err != nil {
+				return false, err
+			}
+			up := 0
+			for _, s := range v.Servers {
+				if s.State == "Follower" || s.State == "Leader" {
+					up++
+				}
+			}
+			return up == 3, nil
+		})
+		b.StartTimer()
+	}
+	reportDurations(b, times)
+}
+
+func reportDurations(b *testing.B, times []time.Duration) {
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	if len(times) == 0 {
+		return
+	}
+	b.ReportMetric(times[len(times)/2].Seconds(), "median-s")
+	b.ReportMetric(times[len(times)-1].Seconds(), "max-s")
+	b.ReportMetric(times[0].Seconds(), "min-s")
+	b.Logf("trials: %v", times)
+}
+
+// BenchmarkAPICreate3Voters measures ConfigMap creates per second with 16
+// concurrent clients spread over the nodes of a 3-voter dev cluster.
+func BenchmarkAPICreate3Voters(b *testing.B) {
+	c := UpDevCluster(b, 3, 3)
+	names := nodeNames(c)
+	leader, err := Leader(context.Background(), c, names...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const clients = 16
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < clients; i++ {
+		rc, err := c.RESTConfig(leader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rc.ContentType = "application/vnd.kubernetes.protobuf"
+		client := NodeClient(b, c, leader)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b-%d", n)}, Data: map[string]string{"k": "v"}}
+				if _, err := client.CoreV1().ConfigMaps("default").Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+}

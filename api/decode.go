@@ -236,19 +236,6 @@ func checkTypeMeta(kind *proto.Kind, raw map[string]interface{}) error {
 	return nil
 }
 
-func nestedString(m map[string]interface{}, path ...string) (string, bool) {
-	var cur interface{} = m
-	for _, p := range path {
-		mm, ok := cur.(map[string]interface{})
-		if !ok {
-			return "", false
-		}
-		cur = mm[p]
-	}
-	s, ok := cur.(string)
-	return s, ok
-}
-
 // isDryRun reports whether the request asked for dryRun=All.
 func isDryRun(r *http.Request) bool {
 	for _, v := range r.URL.Query()["dryRun"] {

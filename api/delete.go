@@ -94,7 +94,7 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 	uid := string(cm.GetUID())
 	if pre := opts.Preconditions; pre != nil {
 		if pre.UID != nil && string(*pre.UID) != uid {
-			return nil, false, apierrors.NewConflict(gr, cm.GetName(), fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, uid))
+			return nil, false, proto.NewUIDConflict(gr, cm.GetName(), string(*pre.UID), uid)
 		}
 		if pre.ResourceVersion != nil && *pre.ResourceVersion != cm.GetResourceVersion() {
 			return nil, false, proto.NewConflict(gr, cm.GetName(), cm.GetResourceVersion())

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"reflect"
 	"time"
 
@@ -116,7 +115,7 @@ func prepareUpdate(kind *proto.Kind, obj, old proto.Object, tgt target) (proto.O
 		return nil, apierrors.NewInternalError(err)
 	}
 	if m.GetUID() != "" && m.GetUID() != om.GetUID() {
-		return nil, apierrors.NewConflict(kind.GroupVersionResource().GroupResource(), om.GetName(), fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", m.GetUID(), om.GetUID()))
+		return nil, proto.NewUIDConflict(kind.GroupVersionResource().GroupResource(), om.GetName(), string(m.GetUID()), string(om.GetUID()))
 	}
 	if m.GetResourceVersion() == "" {
 		m.SetResourceVersion(om.GetResourceVersion())

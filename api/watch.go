@@ -104,7 +104,6 @@ type eventEncoder struct {
 	flusher http.Flusher
 	json    *json.Encoder
 	proto   bool
-	frame   []byte
 }
 
 func newEventEncoder(w http.ResponseWriter, r *http.Request, asTable bool) *eventEncoder {

@@ -189,7 +189,7 @@ func checkPreconditions(kind *proto.Kind, old proto.Object, cmd *proto.Command) 
 	}
 	gr := kind.GroupVersionResource().GroupResource()
 	if cmd.UID != "" && string(m.GetUID()) != cmd.UID {
-		return apierrors.NewConflict(gr, cmd.Name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", cmd.UID, m.GetUID()))
+		return proto.NewUIDConflict(gr, cmd.Name, cmd.UID, string(m.GetUID()))
 	}
 	if cmd.ResourceVersion != 0 && m.GetResourceVersion() != strconv.FormatUint(cmd.ResourceVersion, 10) {
 		return proto.NewConflict(gr, cmd.Name, m.GetResourceVersion())

@@ -22,3 +22,10 @@ func NewConflict(gr schema.GroupResource, name, currentRV string) error {
 	}}
 	return err
 }
+
+// NewUIDConflict returns the 409 for a write whose UID precondition failed,
+// in the Kubernetes API server's words.
+func NewUIDConflict(gr schema.GroupResource, name, want, have string) error {
+	//lint:ignore ST1005 the message is the Kubernetes API server's, word for word
+	return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", want, have))
+}

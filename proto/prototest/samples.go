@@ -43,6 +43,7 @@ func Sample(kind *proto.Kind, namespace, name string) proto.Object {
 			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		}}
 	case "endpoints":
+		//lint:ignore SA1019 skiff serves core/v1 Endpoints, which the endpoints controller and DNS use
 		obj = &corev1.Endpoints{ObjectMeta: om, Subsets: []corev1.EndpointSubset{{
 			Addresses: []corev1.EndpointAddress{{IP: "10.244.0.5"}},
 			Ports:     []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
@@ -111,7 +112,7 @@ func PodSpec() corev1.PodSpec {
 func sampleNode(om metav1.ObjectMeta) *corev1.Node {
 	return &corev1.Node{ObjectMeta: om, Spec: corev1.NodeSpec{PodCIDR: "10.244.1.0/24"},
 		Status: corev1.NodeStatus{
-			Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")},
+			Capacity:  corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")},
 			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.1.10"}},
 			NodeInfo:  corev1.NodeSystemInfo{KubeletVersion: "v1.37.2-skiff", OSImage: "Debian GNU/Linux 13", KernelVersion: "6.12.0", ContainerRuntimeVersion: "containerd://2.1.0"},
 		}}

@@ -1,0 +1,249 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
+)
+
+var daemonSetKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
+
+// daemonSetController runs one pod of every DaemonSet on each eligible
+// node, created already bound (spec.nodeName set), and replaces pods of an
+// older template at most maxUnavailable at a time.
+type daemonSetController struct {
+	*loop[string]
+	client    kubernetes.Interface
+	dsLister  appslisters.DaemonSetLister
+	nodes     corelisters.NodeLister
+	podInf    cache.SharedIndexInformer
+	exp       *expectations
+	recorder  record.EventRecorder
+	clock     clock.Clock
+	burst     int
+	failedPod *flowcontrol.Backoff // per DaemonSet and node, against kill loops
+}
+
+func newDaemonSetController(m *Manager) (*daemonSetController, error) {
+	c := &daemonSetController{
+		client: m.client, clock: m.cfg.Clock, burst: m.cfg.BurstReplicas,
+		exp:       newExpectations(m.cfg.Clock, m.cfg.ExpectationsTimeout),
+		recorder:  m.recorder("daemonset-controller"),
+		failedPod: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
+	}
+	c.loop = newLoop("daemonset", m.cfg.DaemonSetWorkers, m.cfg.Clock, nil, m.log, c.sync)
+	dsInf, nodeInf, podInf := m.factory.Apps().V1().DaemonSets(), m.factory.Core().V1().Nodes(), m.factory.Core().V1().Pods()
+	c.dsLister, c.nodes, c.podInf = dsInf.Lister(), nodeInf.Lister(), m.informerFor("", "pods")
+	handlers := []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandlerFuncs
+	}{
+		{dsInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDaemonSet, UpdateFunc: c.updateDaemonSet, DeleteFunc: c.deleteDaemonSet}},
+		{nodeInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
+		{podInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+	}
+	for _, h := range handlers {
+		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+			return nil, fmt.Errorf("daemonset: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func (c *daemonSetController) enqueue(obj interface{}) {
+	if key, ok := objectKey(obj); ok {
+		c.add(key)
+	}
+}
+
+func (c *daemonSetController) enqueueAll() {
+	list, err := c.dsLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, ds := range list {
+		c.enqueue(ds)
+	}
+}
+
+func (c *daemonSetController) addDaemonSet(obj interface{}) { c.enqueue(obj) }
+
+func (c *daemonSetController) updateDaemonSet(_, cur interface{}) { c.enqueue(cur) }
+
+func (c *daemonSetController) deleteDaemonSet(obj interface{}) {
+	if key, ok := objectKey(obj); ok {
+		c.exp.forget(key)
+	}
+}
+
+func (c *daemonSetController) addNode(interface{}) { c.enqueueAll() }
+
+// updateNode reacts to the node changes that decide eligibility.
+func (c *daemonSetController) updateNode(old, cur interface{}) {
+	o, n := old.(*corev1.Node), cur.(*corev1.Node)
+	if nodeReady(o) == nodeReady(n) && o.Spec.Unschedulable == n.Spec.Unschedulable &&
+		labels.Equals(o.Labels, n.Labels) && apiequality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints) {
+		return
+	}
+	c.enqueueAll()
+}
+
+func (c *daemonSetController) deleteNode(interface{}) { c.enqueueAll() }
+
+// controllerOf returns the key of the DaemonSet controlling pod.
+func (c *daemonSetController) controllerOf(pod *corev1.Pod) (string, bool) {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != daemonSetKind.Kind {
+		return "", false
+	}
+	ds, err := c.dsLister.DaemonSets(pod.Namespace).Get(ref.Name)
+	if err != nil || ds.UID != ref.UID {
+		return "", false
+	}
+	return pod.Namespace + "/" + ds.Name, true
+}
+
+// enqueueMatching queues the DaemonSets that could adopt an orphan pod.
+func (c *daemonSetController) enqueueMatching(pod *corev1.Pod) {
+	list, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, ds := range list {
+		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
+			c.enqueue(ds)
+		}
+	}
+}
+
+func (c *daemonSetController) addPod(obj interface{}) {
+	pod := obj.(*corev1.Pod)
+	if pod.DeletionTimestamp != nil {
+		c.deletePod(pod)
+		return
+	}
+	if key, ok := c.controllerOf(pod); ok {
+		c.exp.creationObserved(key)
+		c.add(key)
+	} else if metav1.GetControllerOfNoCopy(pod) == nil {
+		c.enqueueMatching(pod)
+	}
+}
+
+func (c *daemonSetController) updatePod(old, cur interface{}) {
+	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
+	if oldPod.ResourceVersion == curPod.ResourceVersion {
+		return
+	}
+	if curPod.DeletionTimestamp != nil && oldPod.DeletionTimestamp == nil {
+		c.deletePod(curPod)
+	}
+	if key, ok := c.controllerOf(oldPod); ok {
+		c.add(key)
+	}
+	if key, ok := c.controllerOf(curPod); ok {
+		c.add(key)
+		if !isPodReady(oldPod) && isPodReady(curPod) {
+			ns, name, _ := cache.SplitMetaNamespaceKey(key)
+			if ds, err := c.dsLister.DaemonSets(ns).Get(name); err == nil && ds.Spec.MinReadySeconds > 0 {
+				c.addAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
+			}
+		}
+	} else if metav1.GetControllerOfNoCopy(curPod) == nil {
+		c.enqueueMatching(curPod)
+	}
+}
+
+func (c *daemonSetController) deletePod(obj interface{}) {
+	pod, ok := untomb(obj).(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if key, ok := c.controllerOf(pod); ok {
+		c.exp.deletionObserved(key, podKey(pod))
+		c.add(key)
+	}
+}
+
+// sync reconciles one DaemonSet.
+func (c *daemonSetController) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	ds, err := c.dsLister.DaemonSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.exp.forget(key)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if ds.DeletionTimestamp != nil {
+		return nil // the garbage collector removes its pods
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	byNode, err := c.podsByNode(ctx, ds)
+	if err != nil {
+		return err
+	}
+	hash := computeHash(&ds.Spec.Template, ds.Status.CollisionCount)
+	var manageErr error
+	if c.exp.satisfied(key) {
+		manageErr = c.manage(ctx, key, ds, nodes, byNode, hash)
+	}
+	if err := c.updateStatus(ctx, ds, nodes, byNode, hash); err != nil {
+		return err
+	}
+	return manageErr
+}
+
+// podsByNode claims the DaemonSet's pods and groups them by node.
+func (c *daemonSetController) podsByNode(ctx context.Context, ds *appsv1.DaemonSet) (map[string][]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("daemonset %s/%s: bad selector: %w", ds.Namespace, ds.Name, err)
+	}
+	all, err := candidates[*corev1.Pod](c.podInf, ds)
+	if err != nil {
+		return nil, err
+	}
+	podClient := c.client.CoreV1().Pods(ds.Namespace)
+	cl := &claimer{
+		owner: ds, ref: newControllerRef(ds, daemonSetKind.GroupVersion().String(), daemonSetKind.Kind), selector: sel,
+		patch: func(ctx context.Context, name string, data []byte) error {
+			_, err := podClient.Patch(ctx, name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
+			return err
+		},
+		canAdopt: recheckOwner(ds, func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+		}),
+	}
+	owned, err := claim(ctx, cl, all)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]*corev1.Pod{}
+	for _, p := range owned {
+		out[p.Spec.NodeName] = append(out[p.Spec.NodeName], p)
+	}
+	return out, nil
+}

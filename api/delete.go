@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,6 +116,9 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 		if rv, err = parseRV(*pre.ResourceVersion); err != nil {
 			return nil, false, err
 		}
+	}
+	if marked != nil && apiequality.Semantic.DeepEqual(marked, cur) {
+		return cur, false, nil // already being deleted as asked: nothing to write
 	}
 	if marked != nil {
 		if rv == 0 {

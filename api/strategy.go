@@ -202,8 +202,12 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 // setPodScheduled records the PodScheduled condition on a bound pod.
 func setPodScheduled(pod *corev1.Pod, now time.Time) {
 	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
-			pod.Status.Conditions[i].Status = corev1.ConditionTrue
+		c := &pod.Status.Conditions[i]
+		if c.Type == corev1.PodScheduled {
+			if c.Status != corev1.ConditionTrue {
+				c.Status, c.Reason, c.Message = corev1.ConditionTrue, "", ""
+				c.LastTransitionTime = metav1.NewTime(now.Truncate(time.Second))
+			}
 			return
 		}
 	}

@@ -173,6 +173,9 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, req *request) {
 	// binding does, so nobody sees a bound pod without the condition.
 	_, err = s.guaranteedUpdate(r.Context(), req, 0, bindingSubresource, isDryRun(r), func(cur proto.Object) (proto.Object, field.ErrorList, error) {
 		pod := cur.(*corev1.Pod).DeepCopy()
+		if b.UID != "" && b.UID != pod.UID {
+			return nil, nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("the binding is for pod UID %s, but the pod's UID is %s", b.UID, pod.UID))
+		}
 		if pod.DeletionTimestamp != nil {
 			return nil, nil, apierrors.NewConflict(gr, req.name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", req.name))
 		}

@@ -204,8 +204,12 @@ func (s *Store) checkNamespaceOpen(namespace string) error {
 		return apierrors.NewNotFound(nsKind.GroupVersionResource().GroupResource(), namespace)
 	}
 	if m, err := meta.Accessor(ns); err == nil && m.GetDeletionTimestamp() != nil {
-		return apierrors.NewForbidden(nsKind.GroupVersionResource().GroupResource(), namespace,
+		err := apierrors.NewForbidden(nsKind.GroupVersionResource().GroupResource(), namespace,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Field: "metadata.namespace", Message: "namespace is being terminated",
+		})
+		return err
 	}
 	return nil
 }

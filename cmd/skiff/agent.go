@@ -13,7 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/skiffhq/skiff/cluster"
+	"github.com/skiffhq/skiff/scheduler"
 )
 
 // agentFlags are the daemon's runtime options, shared by agent, init and join.
@@ -134,4 +137,15 @@ func runDaemon(ctx context.Context, cfg cluster.DaemonConfig) error {
 }
 
 // addDaemonTasks wires the controllers (leader only) and the node agent.
-func addDaemonTasks(cfg *cluster.DaemonConfig, dataDir string, fl agentFlags, log *slog.Logger) {}
+func addDaemonTasks(cfg *cluster.DaemonConfig, dataDir string, fl agentFlags, log *slog.Logger) {
+	cfg.LeaderTasks = append(cfg.LeaderTasks, func(ctx context.Context, rc *rest.Config) error {
+		sc := scheduler.DefaultConfig()
+		sc.RESTConfig = rc
+		sc.Logger = log.With("component", "controllers")
+		m, err := scheduler.New(sc)
+		if err != nil {
+			return err
+		}
+		return m.Run(ctx)
+	})
+}

@@ -34,18 +34,25 @@ import (
 // defaultContainerAnnotation names a pod's default container for kubectl.
 const defaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
 
-// agentTransport returns the transport to node agents: plain HTTP for now.
-// It is the hook for the mTLS that comes later: an *http.Transport with a
-// TLSClientConfig (client certificate + cluster CA) works for plain and
-// upgraded requests alike. A fresh transport without keep-alives is made
-// per request because the Server has no place to keep one yet (the
-// intended home is a Config field, api.Config.AgentTransport).
-func agentTransport(_ *Server) *http.Transport {
+// agentTransport returns the transport to node agents: Config.AgentTransport
+// when set (mutual TLS in a secure cluster), else plain HTTP without
+// keep-alives (an insecure single node).
+func agentTransport(s *Server) *http.Transport {
+	if s.cfg.AgentTransport != nil {
+		return s.cfg.AgentTransport
+	}
 	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableKeepAlives:   true,
 	}
+}
+
+func agentScheme(s *Server) string {
+	if s.cfg.AgentTransport != nil && s.cfg.AgentTransport.TLSClientConfig != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // podStream serves pods/{name}/log and pods/{name}/exec by proxying to the
@@ -153,7 +160,7 @@ func (s *Server) agentURL(nodeName string) (*url.URL, error) {
 	if port <= 0 {
 		port = agentapi.DefaultPort
 	}
-	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(port))}, nil
+	return &url.URL{Scheme: agentScheme(s), Host: net.JoinHostPort(host, strconv.Itoa(port))}, nil
 }
 
 // streamContainer picks the container a log or exec request is for, like

@@ -49,6 +49,10 @@ type Config struct {
 	Ready func() error
 	// Version is served at /version.
 	Version version.Info
+	// AgentTransport reaches node agents for logs, exec and node proxy;
+	// nil means plain HTTP. With a TLSClientConfig, agents are dialed
+	// over HTTPS with it.
+	AgentTransport *http.Transport
 }
 
 // DefaultConfig returns the defaults; Store and Proposer must still be set.

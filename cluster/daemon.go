@@ -137,6 +137,9 @@ func (d *Daemon) open() error {
 	ac.Proposer = d.node
 	ac.Logger = d.log
 	ac.Ready = d.ready
+	if cfg.Secure != nil {
+		ac.AgentTransport = cfg.Secure.TLS.AgentTransport()
+	}
 	if cfg.API != nil {
 		cfg.API(&ac)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -145,4 +146,28 @@ func bundleFromPEM(ca *CA, certPEM, keyPEM []byte) (*TLSBundle, error) {
 	}
 	cert.Leaf = leaf
 	return &TLSBundle{CA: ca, Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, Identity: IdentityOf(leaf)}, nil
+}
+
+// AgentListener listens for the node agent's HTTPS endpoint (logs, exec,
+// images). Only servers (which proxy for authorized API callers) and admins
+// may connect.
+func (b *TLSBundle) AgentListener(addr string) (net.Listener, error) {
+	cfg := b.ServerConfig(true)
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("a client certificate is required")
+		}
+		id := IdentityOf(cs.PeerCertificates[0])
+		if id.InGroup(GroupMasters) || (id.InGroup(GroupNodes) && id.Role == RoleServer) {
+			return nil
+		}
+		return fmt.Errorf("%s may not use the node agent", id.User)
+	}
+	return tls.Listen("tcp", addr, cfg)
+}
+
+// AgentTransport is how a server reaches node agents.
+func (b *TLSBundle) AgentTransport() *http.Transport {
+	return &http.Transport{TLSClientConfig: b.ClientConfig(), MaxIdleConnsPerHost: 8,
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"k8s.io/client-go/rest"
 
@@ -37,7 +40,9 @@ func (f *agentFlags) logger() (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(log) // client-go and the streaming libraries log through klog
+	return log, nil
 }
 
 // insecureFlags run a plain-HTTP single node without a cluster identity.
@@ -48,6 +53,7 @@ type insecureFlags struct {
 	apiAddr    string
 	raftAddr   string
 	multiplier float64
+	agentAddr  string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -85,6 +91,7 @@ For development only, --insecure --bootstrap runs a lone node on plain HTTP.`,
 	f.StringVar(&ins.apiAddr, "api-addr", "127.0.0.1:6443", "with --insecure: API listen address")
 	f.StringVar(&ins.raftAddr, "raft-addr", "127.0.0.1:6444", "with --insecure: Raft listen address")
 	f.Float64Var(&ins.multiplier, "timing-multiplier", 1, "with --insecure: scale Raft timeouts")
+	f.StringVar(&ins.agentAddr, "agent-addr", "127.0.0.1:10250", "with --insecure: node agent listen address (logs, exec, images)")
 	return cmd
 }
 
@@ -101,7 +108,11 @@ func runSecureAgent(ctx context.Context, dataDir string, fl agentFlags) error {
 	}
 	cfg.Logger = log
 	cfg.Secure.LeaveOnTerminate = fl.leaveOnTerminate
-	addDaemonTasks(&cfg, dataDir, fl, log)
+	s, b := cfg.Secure.Settings, cfg.Secure.TLS
+	addDaemonTasks(&cfg, nodeAgent{name: s.NodeName, dataDir: dataDir, nodeIP: s.AdvertiseIP, containerdSocket: fl.containerdSocket, log: log,
+		listen: func() (net.Listener, error) {
+			return b.AgentListener(net.JoinHostPort(s.AdvertiseIP, strconv.Itoa(s.AgentPort)))
+		}})
 	return runDaemon(ctx, cfg)
 }
 
@@ -119,7 +130,8 @@ func runInsecureAgent(ctx context.Context, dataDir string, ins insecureFlags, fl
 	cfg.Node.Bootstrap = ins.bootstrap
 	cfg.Node.RaftBind = ins.raftAddr
 	cfg.Node.TimingMultiplier = ins.multiplier
-	addDaemonTasks(&cfg, dataDir, fl, log)
+	addDaemonTasks(&cfg, nodeAgent{name: ins.nodeName, dataDir: dataDir, nodeIP: "127.0.0.1", containerdSocket: fl.containerdSocket, log: log,
+		listen: func() (net.Listener, error) { return net.Listen("tcp", ins.agentAddr) }})
 	return runDaemon(ctx, cfg)
 }
 
@@ -137,15 +149,16 @@ func runDaemon(ctx context.Context, cfg cluster.DaemonConfig) error {
 }
 
 // addDaemonTasks wires the controllers (leader only) and the node agent.
-func addDaemonTasks(cfg *cluster.DaemonConfig, dataDir string, fl agentFlags, log *slog.Logger) {
+func addDaemonTasks(cfg *cluster.DaemonConfig, na nodeAgent) {
 	cfg.LeaderTasks = append(cfg.LeaderTasks, func(ctx context.Context, rc *rest.Config) error {
 		sc := scheduler.DefaultConfig()
 		sc.RESTConfig = rc
-		sc.Logger = log.With("component", "controllers")
+		sc.Logger = na.log.With("component", "controllers")
 		m, err := scheduler.New(sc)
 		if err != nil {
 			return err
 		}
 		return m.Run(ctx)
 	})
+	cfg.NodeTasks = append(cfg.NodeTasks, na.run)
 }

@@ -40,7 +40,7 @@ func newRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f := cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(flags))
 	addResourceCommands(root, f, flags, streams)
 	root.AddCommand(newAgentCmd(), newInitCmd(), newJoinCmd(), newKubeconfigCmd(), newTokenCmd(f, streams),
-		newMembersCmd(f, streams), newRaftCmd(f, streams), newLeaveCmd(), newDevCmd(), newVersionCmd(f, streams))
+		newMembersCmd(f, streams), newRaftCmd(f, streams), newLeaveCmd(), newDevCmd(), newImageCmd(f, streams), newVersionCmd(f, streams))
 	root.AddGroup(&cobra.Group{ID: "resources", Title: "Resource commands (kubectl-compatible):"},
 		&cobra.Group{ID: "cluster", Title: "Cluster commands:"})
 	for _, c := range root.Commands() {

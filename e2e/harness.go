@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/skiffhq/skiff/cluster/dev"
 )
 
 // Binary returns the skiff binary under test, building it once if
@@ -55,6 +58,7 @@ type Daemon struct {
 	DataDir    string
 	APIAddr    string
 	RaftAddr   string
+	AgentAddr  string
 	Kubeconfig string
 	ExtraArgs  []string
 	LogPath    string
@@ -70,11 +74,14 @@ func NewDaemon(t testing.TB, name string, extra ...string) *Daemon {
 	dir := t.TempDir()
 	d := &Daemon{
 		t: t, Bin: Binary(t), Name: name, DataDir: filepath.Join(dir, "data"),
-		APIAddr: FreePort(t), RaftAddr: FreePort(t), ExtraArgs: extra,
+		APIAddr: FreePort(t), RaftAddr: FreePort(t), AgentAddr: FreePort(t), ExtraArgs: extra,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"), LogPath: filepath.Join(dir, "skiff.log"),
 	}
 	d.writeKubeconfig()
-	t.Cleanup(d.Kill)
+	t.Cleanup(func() {
+		d.Kill()
+		dev.PurgeNode(d.Name, dir) // containers outlive the daemon by design
+	})
 	return d
 }
 
@@ -93,7 +100,7 @@ func (d *Daemon) writeKubeconfig() {
 func (d *Daemon) Start() {
 	d.t.Helper()
 	args := append([]string{"agent", "--insecure", "--bootstrap", "--node-name", d.Name, "--data-dir", d.DataDir,
-		"--api-addr", d.APIAddr, "--raft-addr", d.RaftAddr}, d.ExtraArgs...)
+		"--api-addr", d.APIAddr, "--raft-addr", d.RaftAddr, "--agent-addr", d.AgentAddr}, d.ExtraArgs...)
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		d.t.Fatalf("log file: %v", err)
@@ -206,3 +213,28 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, last)
 	}
 }
+
+// TestImage builds the busybox test image once per test binary and returns
+// the archive's path.
+func TestImage(t testing.TB) string {
+	t.Helper()
+	imageOnce.Do(func() {
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("skiff-e2e-busybox-%d.tar", os.Getpid()))
+		out, err := exec.Command("../scripts/build-test-image.sh", path).CombinedOutput()
+		if err != nil {
+			imageErr = fmt.Errorf("building the test image: %v: %s", err, out)
+			return
+		}
+		imagePath = path
+	})
+	if imageErr != nil {
+		t.Fatal(imageErr)
+	}
+	return imagePath
+}
+
+var (
+	imageOnce sync.Once
+	imagePath string
+	imageErr  error
+)

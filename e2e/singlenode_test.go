@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -105,5 +104,3 @@ func podUIDs(t *testing.T, d *Daemon) []string {
 	}
 	return uids
 }
-
-var _ = corev1.PodRunning

@@ -17,11 +17,16 @@ import (
 // command lines), mounts under the node's directories, cgroups and runc
 // state. Only things named after this node's containerd namespace or
 // living under its data dir are touched.
-func cleanupRuntime(n *Node) {
-	ns := containerd.NamespaceForNode(n.Name)
+func cleanupRuntime(n *Node) { PurgeNode(n.Name, filepath.Dir(n.DataDir)) }
+
+// PurgeNode removes every container, shim, mount, cgroup and runc state of
+// the node named node whose files live under dir. The node's daemon and
+// containerd must already be stopped.
+func PurgeNode(node, dir string) {
+	ns := containerd.NamespaceForNode(node)
 	killCgroupProcs(ns)
 	killShims(ns)
-	unmountUnder(filepath.Dir(n.DataDir))
+	unmountUnder(dir)
 	removeCgroups(ns)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", ns))
 }

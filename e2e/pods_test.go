@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const httpdDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: skiff.local/busybox:latest
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "echo hello from $HOSTNAME; mkdir -p /www; echo '<h1>skiff</h1>' > /www/index.html; exec httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+`
+
+const ghostPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: ghost
+spec:
+  containers:
+  - name: ghost
+    image: 127.0.0.1:1/missing/image:v1
+    imagePullPolicy: IfNotPresent
+`
+
+// TestPodsRunForReal is issue 3's acceptance with the real binary: a
+// Deployment of three httpd pods runs in containerd and gets Ready; logs and
+// exec work through the API; a missing image is reported without hurting
+// anything else; a kill -9 of the daemon leaves the same containers running.
+func TestPodsRunForReal(t *testing.T) {
+	RequireRoot(t)
+	d := NewDaemon(t, "pods")
+	d.Start()
+	if out := d.MustCLI("", "image", "load", TestImage(t)); !strings.Contains(out, "loaded skiff.local/busybox:latest") {
+		t.Fatalf("image load said %q", out)
+	}
+	d.MustCLI(httpdDeployment, "apply", "-f", "-")
+	d.MustCLI("", "rollout", "status", "deployment/web", "--timeout", "90s")
+	before := runningContainers(t, d, 3)
+
+	pod := firstKey(before)
+	if out := d.MustCLI("", "logs", pod); !strings.Contains(out, "hello from "+pod) {
+		t.Fatalf("logs of %s: %q", pod, out)
+	}
+	if out := d.MustCLI("", "exec", pod, "--", "wget", "-qO-", "127.0.0.1:8080"); !strings.Contains(out, "<h1>skiff</h1>") {
+		t.Fatalf("exec wget printed %q", out)
+	}
+
+	d.MustCLI(ghostPod, "apply", "-f", "-")
+	Eventually(t, 60*time.Second, "ghost pod to report ErrImagePull", func() (bool, error) {
+		p, err := d.Client().CoreV1().Pods("default").Get(context.Background(), "ghost", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") && w.Message != "" {
+				t.Logf("ghost: %s: %s", w.Reason, w.Message)
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	runningContainers(t, d, 3)
+
+	d.Kill()
+	d.Start()
+	after := runningContainers(t, d, 3)
+	for name, id := range before {
+		if after[name] != id {
+			t.Errorf("pod %s: container %s before kill -9, %s after", name, id, after[name])
+		}
+	}
+}
+
+// runningContainers waits until n web pods are Ready with one running
+// container each, and returns pod name -> "containerID/restarts".
+func runningContainers(t *testing.T, d *Daemon, n int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	Eventually(t, 90*time.Second, "web pods running and ready", func() (bool, error) {
+		pods, err := d.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		got := map[string]string{}
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 || !p.Status.ContainerStatuses[0].Ready {
+				return false, nil
+			}
+			cs := p.Status.ContainerStatuses[0]
+			got[p.Name] = fmt.Sprintf("%s/%d", cs.ContainerID, cs.RestartCount)
+		}
+		out = got
+		return len(got) == n, nil
+	})
+	return out
+}
+
+func firstKey(m map[string]string) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}

@@ -1,15 +1,20 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/fsm"
@@ -102,8 +107,18 @@ func (g *gate) authorize(id Identity, r *http.Request) error {
 		}
 		return nil // discovery, openapi, version
 	}
-	if node := id.NodeName(); node != "" && g.nodeMay(node, info) {
-		return nil
+	if node := id.NodeName(); node != "" {
+		if info.Verb == "create" && info.Kind.Resource == "nodes" && info.Subresource == "" {
+			// Registration: the name is in the body, not the URL.
+			name, err := bodyObjectName(r, info)
+			if err != nil {
+				return err
+			}
+			info.Name = name
+		}
+		if g.nodeMay(node, info) {
+			return nil
+		}
 	}
 	return forbidden(id, info)
 }
@@ -119,7 +134,7 @@ func (g *gate) nodeMay(node string, info api.RequestInfo) bool {
 	case "events":
 		return info.Verb == "create" || info.Verb == "update" || info.Verb == "patch"
 	case "nodes":
-		return info.Name == node && (info.Subresource == "" || info.Subresource == "status") && info.Verb != "delete"
+		return info.Name == node && (info.Subresource == "" || info.Subresource == "status") && info.Verb != "delete" && info.Verb != "deletecollection"
 	case "pods":
 		if info.Subresource == "status" && (info.Verb == "update" || info.Verb == "patch") || info.Subresource == "" && info.Verb == "delete" {
 			kind, _ := proto.KindForResource("", "pods")
@@ -157,4 +172,31 @@ func writeStatus(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(int(st.Code))
 	writeJSONBody(w, &st)
+}
+
+// maxAuthzBody bounds how much of a body the gate reads to authorize it.
+const maxAuthzBody = 3 << 20
+
+// bodyObjectName reads the object a create request carries (JSON, YAML or
+// protobuf) to learn its name, and puts the body back for the handler.
+func bodyObjectName(r *http.Request, info api.RequestInfo) (string, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAuthzBody+1))
+	r.Body.Close()
+	if err != nil {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	obj := info.Kind.New()
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == proto.ContentTypeProtobuf {
+		if _, _, err := proto.Protobuf.Decode(body, nil, obj); err != nil {
+			return "", apierrors.NewBadRequest(fmt.Sprintf("decoding body: %v", err))
+		}
+	} else if err := yaml.Unmarshal(body, obj); err != nil {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("decoding body: %v", err))
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return "", apierrors.NewBadRequest(err.Error())
+	}
+	return m.GetName(), nil
 }

@@ -165,7 +165,9 @@ func (d *Daemon) openGossip() error {
 		return err
 	}
 	d.gossip = g
-	d.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: d.cfg.Secure.TLS.ClientConfig(),
+	// No keep-alives: a pooled connection could stay piped to another
+	// server by a peer's passthrough long after that peer can answer.
+	d.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: d.cfg.Secure.TLS.ClientConfig(), DisableKeepAlives: true,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
 	if ca := d.cfg.Secure.TLS.CA; ca.Key != nil {
 		d.join = &joinServer{ca: ca, gossipKey: d.cfg.Secure.GossipKey, settings: *s, gossip: g, now: time.Now, log: d.log}

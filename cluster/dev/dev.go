@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -226,10 +227,23 @@ func (c *Cluster) up(ctx context.Context, o Options) error {
 }
 
 func (c *Cluster) joinNode(ctx context.Context, n, via *Node, token string) error {
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	files, err := cluster.Join(jctx, cluster.JoinOptions{Server: net.JoinHostPort(via.IP, strconv.Itoa(cluster.DefaultAPIPort)),
-		Token: token, NodeName: n.Name, IP: net.ParseIP(n.IP)})
+	var (
+		files *cluster.JoinedIdentity
+		err   error
+	)
+	// The first leader stores init's token shortly after it starts; until
+	// then the token is unknown, so retry that refusal for a while.
+	for {
+		files, err = cluster.Join(jctx, cluster.JoinOptions{Server: net.JoinHostPort(via.IP, strconv.Itoa(cluster.DefaultAPIPort)),
+			Token: token, NodeName: n.Name, IP: net.ParseIP(n.IP)})
+		var je *cluster.JoinError
+		if err == nil || !errors.As(err, &je) || je.Code != http.StatusUnauthorized || jctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("dev: join %s: %w", n.Name, err)
 	}

@@ -203,6 +203,15 @@ func (d *Daemon) ready() error {
 	if addr, _ := d.node.raft.LeaderWithID(); addr == "" {
 		return errors.New("no raft leader")
 	}
+	if d.node.IsLeader() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		if err := d.node.WaitLeaderReady(ctx); err != nil {
+			return errors.New("the leader is still applying its log")
+		}
+	} else if d.node.store.AppliedIndex() < d.node.raft.CommitIndex() {
+		return errors.New("this replica is catching up")
+	}
 	nsKind, _ := proto.KindForResource("", "namespaces")
 	if _, ok := d.node.Store().Get(nsKind, "", metav1.NamespaceDefault); !ok {
 		return errors.New("default namespace not created yet")
@@ -283,7 +292,7 @@ func (d *Daemon) startServing(ctx context.Context, wg *sync.WaitGroup, errc chan
 	}
 	switch {
 	case d.cfg.Secure == nil:
-		serve(d.ln, d.api)
+		serve(d.ln, newRouter(d.node, nil, nil, d.api, d.log))
 	case d.node == nil: // worker: every connection goes to a server
 		pl := &passthroughListener{Listener: d.ln, canServe: func() bool { return false }, targets: d.apiServers, log: d.log}
 		serve(tls.NewListener(pl, d.cfg.Secure.TLS.ServerConfig(false)), http.HandlerFunc(noServer))

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/raft"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/skiffhq/skiff/api"
@@ -43,16 +43,16 @@ type router struct {
 	readIndex coalescer // follower: ask the leader for its applied index
 }
 
+// newRouter builds the router; g and b are nil on an insecure single node,
+// which is always its own leader.
 func newRouter(n *Node, g *Gossip, b *TLSBundle, next http.Handler, log *slog.Logger) *router {
 	rt := &router{node: n, gossip: g, next: next, log: log}
-	rt.client = &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientConfig(), MaxIdleConnsPerHost: 64,
-		ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
-	rt.verify.fn = func(context.Context) (uint64, error) {
-		if err := n.raft.VerifyLeader().Error(); err != nil {
-			return 0, err
-		}
-		return n.store.AppliedIndex(), nil
+	if b != nil {
+		rt.client = &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientConfig(), MaxIdleConnsPerHost: 64,
+			DialContext:  (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
 	}
+	rt.verify.fn = n.ReadIndex
 	rt.readIndex.fn = rt.fetchReadIndex
 	return rt
 }
@@ -68,6 +68,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.next.ServeHTTP(w, r)
 	case isWrite(r, info):
 		if rt.node.IsLeader() {
+			if err := rt.catchUp(r.Context()); err != nil {
+				w.Header().Set("Retry-After", "1")
+				writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader is not ready: %v", err)))
+				return
+			}
 			rt.next.ServeHTTP(&appliedIndexWriter{ResponseWriter: w, n: rt.node}, r)
 			return
 		}
@@ -104,6 +109,18 @@ func needsBarrier(r *http.Request, info api.RequestInfo) bool {
 		return false
 	}
 	return r.URL.Query().Get("resourceVersion") == ""
+}
+
+// catchUp makes a leader's replica hold everything committed so far, so
+// the API's precondition checks never see older state than a client did.
+func (rt *router) catchUp(ctx context.Context) error {
+	idx, err := rt.node.WriteIndex(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	defer cancel()
+	return rt.node.store.WaitApplied(ctx, idx)
 }
 
 // barrier makes the local replica at least as new as every write the
@@ -166,7 +183,7 @@ var ErrNoLeader = errors.New("no raft leader is known")
 // leaderAPI returns the leader's API address from gossip.
 func (rt *router) leaderAPI() (string, error) {
 	_, id := rt.node.raft.LeaderWithID()
-	if id == "" {
+	if id == "" || rt.gossip == nil {
 		return "", ErrNoLeader
 	}
 	m, ok := rt.gossip.Member(string(id))
@@ -208,8 +225,15 @@ func (rt *router) forward(w http.ResponseWriter, r *http.Request) {
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			rt.log.Warn("forward: leader unreachable", "leader", leader, "err", err)
-			w.Header().Set("Retry-After", "1")
-			writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader at %s is unreachable: %v", leader, err)))
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				// Nothing reached the leader: safe for the client to retry.
+				w.Header().Set("Retry-After", "1")
+				writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader at %s is unreachable: %v", leader, err)))
+				return
+			}
+			// The request may have reached the leader: its outcome is unknown.
+			writeStatus(w, apierrors.NewTimeoutError(fmt.Sprintf("lost the connection to the leader at %s; the write's outcome is unknown: %v", leader, err), 0))
 		},
 	}
 	proxy.ServeHTTP(w, r)
@@ -242,5 +266,3 @@ func (a *appliedIndexWriter) Flush() {
 		f.Flush()
 	}
 }
-
-var _ = raft.Leader

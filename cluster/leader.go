@@ -12,6 +12,7 @@ import (
 // RunLeaderTasks caller.
 func (n *Node) watchLeadership() {
 	for isLeader := range n.raft.LeaderCh() {
+		n.resetReady(isLeader)
 		n.leaderMu.Lock()
 		for _, ch := range n.leaderCb {
 			select {
@@ -28,6 +29,90 @@ func (n *Node) watchLeadership() {
 		}
 		n.leaderMu.Unlock()
 	}
+}
+
+// leaderState tracks whether this node leads and has applied everything
+// committed before its term: only then is its replica complete enough to
+// answer reads and check write preconditions.
+type leaderState struct {
+	mu    sync.Mutex
+	gen   uint64        // bumped on every leadership change
+	ready bool          // leader, and the term's barrier has applied
+	ch    chan struct{} // closed when ready turns true
+}
+
+func (n *Node) resetReady(isLeader bool) {
+	n.lead.mu.Lock()
+	n.lead.gen++
+	gen := n.lead.gen
+	n.lead.ready = false
+	n.lead.ch = make(chan struct{})
+	n.lead.mu.Unlock()
+	if isLeader {
+		go n.barrierForTerm(gen)
+	}
+}
+
+// barrierForTerm waits until the FSM has applied every entry committed
+// before this term, then marks the leader ready (unless leadership moved).
+func (n *Node) barrierForTerm(gen uint64) {
+	for n.raft.State() == raft.Leader {
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			n.log.Warn("cluster: barrier after election failed", "err", err)
+			continue
+		}
+		n.lead.mu.Lock()
+		if n.lead.gen == gen && !n.lead.ready {
+			n.lead.ready = true
+			close(n.lead.ch)
+		}
+		n.lead.mu.Unlock()
+		return
+	}
+}
+
+// WaitLeaderReady blocks until this node is a ready leader; it fails with
+// ErrNotLeader as soon as the node is not the leader.
+func (n *Node) WaitLeaderReady(ctx context.Context) error {
+	for {
+		if n.raft.State() != raft.Leader {
+			return notLeaderError{ErrNotLeader}
+		}
+		n.lead.mu.Lock()
+		ready, ch := n.lead.ready, n.lead.ch
+		n.lead.mu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ReadIndex returns an index at least as high as every write acknowledged
+// before the call (Raft's read index): the leader confirms with a quorum
+// that it still leads, then reports its commit index.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.WaitLeaderReady(ctx); err != nil {
+		return 0, err
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, raftError(err)
+	}
+	return n.raft.CommitIndex(), nil
+}
+
+// WriteIndex returns the commit index a ready leader's replica must reach
+// before it checks a write's preconditions against local state.
+func (n *Node) WriteIndex(ctx context.Context) (uint64, error) {
+	if err := n.WaitLeaderReady(ctx); err != nil {
+		return 0, err
+	}
+	return n.raft.CommitIndex(), nil
 }
 
 // RunLeaderTasks calls fn with a context that lives exactly as long as this
@@ -47,8 +132,10 @@ func (n *Node) RunLeaderTasks(ctx context.Context, fn func(ctx context.Context))
 		leading := n.raft.State() == raft.Leader
 		switch {
 		case leading && cur == nil:
-			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-				n.log.Warn("cluster: barrier after election failed", "err", err)
+			wctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+			err := n.WaitLeaderReady(wctx)
+			cancel()
+			if err != nil {
 				break
 			}
 			cur = startTerm(ctx, fn)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -171,19 +172,26 @@ func (d *Daemon) serveRaftPeers(w http.ResponseWriter, r *http.Request) {
 	}
 	_, leader := d.node.raft.LeaderWithID()
 	view := RaftView{Leader: string(leader), ServedBy: d.node.cfg.NodeName, LocalStats: d.node.raft.Stats(), AppliedHere: d.node.store.AppliedIndex()}
-	for _, s := range f.Configuration().Servers {
+	servers := f.Configuration().Servers
+	view.Servers = make([]PeerView, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
 		suffrage := "voter"
-		if s.Suffrage != raft.Voter {
+		if srv.Suffrage != raft.Voter {
 			suffrage = "standby"
 		}
-		p := PeerView{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage, Leader: s.ID == leader}
-		if st, err := d.peerState(r.Context(), string(s.ID)); err == nil {
-			p.State, p.LastContact, p.AppliedIndex = st.State, st.LastContact, fmt.Sprint(st.AppliedIndex)
-		} else {
-			p.State = "unreachable"
-		}
-		view.Servers = append(view.Servers, p)
+		view.Servers[i] = PeerView{ID: string(srv.ID), Address: string(srv.Address), Suffrage: suffrage, Leader: srv.ID == leader}
+		wg.Add(1)
+		go func(p *PeerView) {
+			defer wg.Done()
+			if st, err := d.peerState(r.Context(), p.ID); err == nil {
+				p.State, p.LastContact, p.AppliedIndex = st.State, st.LastContact, fmt.Sprint(st.AppliedIndex)
+			} else {
+				p.State = "unreachable"
+			}
+		}(&view.Servers[i])
 	}
+	wg.Wait()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(view)
 }
@@ -246,7 +254,7 @@ func (d *Daemon) peerState(ctx context.Context, name string) (RaftState, error) 
 	if !ok || m.Meta.API == "" {
 		return RaftState{}, fmt.Errorf("no API address for %s", name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.Meta.API+PathRaftState, nil)
 	resp, err := d.peerClient.Do(req)

@@ -39,6 +39,7 @@ type Node struct {
 
 	leaderMu sync.Mutex
 	leaderCb []chan bool
+	lead     leaderState
 
 	shutdownOnce sync.Once
 }
@@ -50,6 +51,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
+	n.lead.ch = make(chan struct{})
 	if n.log == nil {
 		n.log = slog.Default()
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/proto"
 )
 
 // watchLeadership fans Raft's single leader channel out to every
@@ -56,9 +58,12 @@ func (n *Node) resetReady(isLeader bool) {
 // barrierForTerm waits until the FSM has applied every entry committed
 // before this term, then marks the leader ready (unless leadership moved).
 func (n *Node) barrierForTerm(gen uint64) {
+	noop := (&proto.Command{Type: proto.CommandNoop}).Encode()
 	for n.raft.State() == raft.Leader {
-		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-			n.log.Warn("cluster: barrier after election failed", "err", err)
+		// A command (not raft.Barrier) so the store's applied index moves
+		// past Raft's own term-start entry.
+		if err := n.raft.Apply(noop, n.cfg.ApplyTimeout).Error(); err != nil {
+			n.log.Warn("cluster: no-op after election failed", "err", err)
 			continue
 		}
 		n.lead.mu.Lock()

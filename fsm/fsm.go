@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -24,6 +26,9 @@ func NewFSM(store *Store) *FSM { return &FSM{store: store} }
 // Apply applies one committed log entry and returns a Result.
 func (f *FSM) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
+		if l.Type == raft.LogConfiguration {
+			f.store.NoteApplied(l.Index)
+		}
 		return nil
 	}
 	return f.store.Apply(l.Index, l.Data)
@@ -40,6 +45,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 	}
 	res := f.store.ApplyBatch(idx, data)
+	// Configuration entries change no object, but the applied index must
+	// cover them: read barriers compare it with Raft's commit index.
+	for _, l := range logs {
+		if l.Type == raft.LogConfiguration {
+			f.store.NoteApplied(l.Index)
+		}
+	}
 	out := make([]interface{}, len(logs))
 	j := 0
 	for i, l := range logs {
@@ -66,6 +78,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 type snapshot struct{ frozen *frozen }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	// The snapshot covers every entry up to its Raft index, including
+	// entries the FSM never sees (Raft's own no-ops); record that index so
+	// a restored replica's applied index matches Raft's.
+	if idx, ok := snapshotIndex(sink.ID()); ok && idx > s.frozen.applied {
+		s.frozen.applied = idx
+	}
 	if err := s.frozen.write(sink); err != nil {
 		sink.Cancel()
 		return err
@@ -74,3 +92,14 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
+
+// snapshotIndex parses the Raft index out of a file snapshot ID
+// ("term-index-millis").
+func snapshotIndex(id string) (uint64, bool) {
+	parts := strings.Split(id, "-")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(parts[1], 10, 64)
+	return n, err == nil
+}

@@ -106,6 +106,17 @@ func (s *Store) AppliedIndex() uint64 {
 	return s.applied
 }
 
+// NoteApplied records that every log entry up to index has been applied,
+// for entries that change no object (Raft configuration changes).
+func (s *Store) NoteApplied(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if index > s.applied {
+		s.applied = index
+		s.cond.Broadcast()
+	}
+}
+
 // WaitApplied blocks until the store has applied index or ctx ends.
 func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	stop := context.AfterFunc(ctx, func() {

@@ -17,6 +17,10 @@ const (
 	CommandUpdate CommandType = 2
 	// CommandDelete removes an object, subject to preconditions.
 	CommandDelete CommandType = 3
+	// CommandNoop changes nothing. A new leader writes one so that its
+	// replica, and every follower's, provably covers all entries before
+	// its term; it carries IgnoreUnknown, so any replica may skip it.
+	CommandNoop CommandType = 4 | IgnoreUnknown
 
 	// IgnoreUnknown marks a command type that a replica which does not
 	// know it may skip instead of halting (for forward compatibility).
@@ -31,6 +35,8 @@ func (t CommandType) String() string {
 		return "update"
 	case CommandDelete:
 		return "delete"
+	case CommandNoop &^ IgnoreUnknown:
+		return "noop"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }

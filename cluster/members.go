@@ -28,13 +28,11 @@ const (
 )
 
 // canServe reports whether this node holds a replica that the API may be
-// served from: it is in the Raft configuration and a leader is known.
+// served from: it is in the Raft configuration. Such a node always answers
+// itself, even without a leader (with a 503 for what needs one): nodes that
+// hold a replica never pass connections on, so passthrough cannot loop.
 func (d *Daemon) canServe() bool {
-	if d.node == nil || !d.gossip.Meta().InRaft {
-		return false
-	}
-	addr, _ := d.node.raft.LeaderWithID()
-	return addr != ""
+	return d.node != nil && d.gossip.Meta().InRaft
 }
 
 // apiServers lists the API addresses of other alive members that can serve.

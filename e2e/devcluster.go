@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,11 +40,15 @@ func UpDevCluster(t testing.TB, nodes, voters int) *dev.Cluster {
 	if c != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
+				keep := filepath.Join(os.TempDir(), "skiff-e2e-logs", name)
+				os.MkdirAll(keep, 0o755)
 				for _, n := range c.Nodes {
 					if data, err := os.ReadFile(n.LogPath); err == nil {
-						t.Logf("---- log of %s (last 4 KiB) ----\n%s", n.Name, tail(data, 4096))
+						os.WriteFile(filepath.Join(keep, n.Name+".log"), data, 0o644)
+						t.Logf("---- log of %s (last 2 KiB) ----\n%s", n.Name, tail(data, 2048))
 					}
 				}
+				t.Logf("full node logs kept in %s", keep)
 			}
 			if err := c.Down(); err != nil {
 				t.Logf("dev down: %v", err)

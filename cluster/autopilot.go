@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -155,9 +156,26 @@ func (a *autopilot) gone(s serverView, now time.Time) bool {
 	case MemberLeft:
 		return true
 	case MemberDead:
-		return now.Sub(s.member.Since) >= a.cfg.DeadServerStabilization
+		// Gossip can be wrong on a starved machine: a server that still
+		// accepts connections on its API port keeps its seat.
+		return now.Sub(s.member.Since) >= a.cfg.DeadServerStabilization && !reachable(s.member.Meta.API)
 	}
 	return false
+}
+
+// reachable reports whether something accepts TCP connections at addr: a
+// crashed daemon's port refuses at once, a cut-off node's times out, and a
+// merely slow one is still accepted by its kernel.
+func reachable(addr string) bool {
+	if addr == "" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // remove takes a gone server out of the configuration. A voter is only
@@ -165,10 +183,12 @@ func (a *autopilot) gone(s serverView, now time.Time) bool {
 // standby is promoted first so the cluster never runs a seat short.
 func (a *autopilot) remove(s serverView, servers []serverView, voters, healthyVoters int) error {
 	if s.Suffrage == raft.Voter {
-		for _, c := range servers {
-			if c.Suffrage != raft.Voter && c.healthy {
-				a.n.log.Info("autopilot: promoting standby to replace dead voter", "standby", c.ID, "dead", s.ID)
-				return a.n.raft.AddVoter(c.ID, c.Address, 0, 0).Error()
+		if healthyVoters < a.cfg.TargetVoters {
+			for _, c := range servers {
+				if c.Suffrage != raft.Voter && c.healthy {
+					a.n.log.Info("autopilot: promoting standby to replace dead voter", "standby", c.ID, "dead", s.ID)
+					return a.n.raft.AddVoter(c.ID, c.Address, 0, 0).Error()
+				}
 			}
 		}
 		if healthyVoters < quorum(voters-1) {

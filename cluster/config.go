@@ -102,10 +102,15 @@ func (c Config) Validate() error {
 }
 
 // raftTimings are the LAN-tuned base timeouts that TimingMultiplier scales.
+//
+// A follower starts an election after HeartbeatTimeout to 2x that without
+// hearing from the leader; a leader steps down after LeaderLeaseTimeout
+// without a quorum's answers. Tighter values fail over faster but make a
+// busy two-core machine lose leaders it did not have to.
 const (
-	baseHeartbeat   = 500 * time.Millisecond
-	baseElection    = 500 * time.Millisecond
-	baseLeaderLease = 250 * time.Millisecond
+	baseHeartbeat   = 600 * time.Millisecond
+	baseElection    = 600 * time.Millisecond
+	baseLeaderLease = 500 * time.Millisecond
 	baseCommit      = 20 * time.Millisecond
 )
 

@@ -247,7 +247,9 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("GET "+PathMembers, d.serveMembers)
 	mux.HandleFunc("GET "+PathRaftPeers, d.serveRaftPeers)
 	mux.HandleFunc("GET "+PathRaftState, d.serveRaftState)
-	mux.Handle("/", newRouter(d.node, d.gossip, d.cfg.Secure.TLS, d.api, d.log))
+	rt := newRouter(d.node, d.gossip, d.cfg.Secure.TLS, d.api, d.log)
+	rt.apiPort = d.cfg.Secure.Settings.APIPort
+	mux.Handle("/", rt)
 	return &gate{store: d.node.Store(), self: d.cfg.Secure.Settings.NodeName, next: mux}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -33,11 +34,12 @@ const (
 // to the leader, "most recent" reads first make sure the local replica has
 // caught up with the leader (a read index), everything else is served here.
 type router struct {
-	node   *Node
-	gossip *Gossip
-	next   http.Handler
-	log    *slog.Logger
-	client *http.Client
+	node    *Node
+	gossip  *Gossip
+	next    http.Handler
+	log     *slog.Logger
+	client  *http.Client
+	apiPort int // this cluster's API port, for leaders gossip has not described
 
 	verify    coalescer // leader: confirm leadership
 	readIndex coalescer // follower: ask the leader for its applied index
@@ -67,16 +69,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !isResource:
 		rt.next.ServeHTTP(w, r)
 	case isWrite(r, info):
-		if rt.node.IsLeader() {
-			if err := rt.catchUp(r.Context()); err != nil {
-				w.Header().Set("Retry-After", "1")
-				writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader is not ready: %v", err)))
-				return
-			}
-			rt.next.ServeHTTP(&appliedIndexWriter{ResponseWriter: w, n: rt.node}, r)
-			return
-		}
-		rt.forward(w, r)
+		rt.write(w, r)
 	default:
 		if needsBarrier(r, info) {
 			if err := rt.barrier(r.Context()); err != nil {
@@ -126,21 +119,28 @@ func (rt *router) catchUp(ctx context.Context) error {
 // barrier makes the local replica at least as new as every write the
 // leader had acknowledged when the read arrived.
 func (rt *router) barrier(ctx context.Context) error {
-	var (
-		idx uint64
-		err error
-	)
-	if rt.node.IsLeader() {
-		idx, err = rt.verify.Do(ctx)
-	} else {
-		idx, err = rt.readIndex.Do(ctx)
-	}
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
 	defer cancel()
-	return rt.node.store.WaitApplied(ctx, idx)
+	for {
+		var (
+			idx uint64
+			err error
+		)
+		if rt.node.IsLeader() {
+			idx, err = rt.verify.Do(ctx)
+		} else {
+			idx, err = rt.readIndex.Do(ctx)
+		}
+		if err == nil {
+			return rt.node.store.WaitApplied(ctx, idx)
+		}
+		// No leader yet (an election is running): wait for one.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (rt *router) serveReadIndex(w http.ResponseWriter, r *http.Request) {
@@ -180,30 +180,68 @@ func (rt *router) fetchReadIndex(ctx context.Context) (uint64, error) {
 // ErrNoLeader means no Raft leader is known right now.
 var ErrNoLeader = errors.New("no raft leader is known")
 
-// leaderAPI returns the leader's API address from gossip.
+// leaderAPI returns the leader's API address: from gossip, or else the
+// host of its Raft address at this cluster's API port.
 func (rt *router) leaderAPI() (string, error) {
-	_, id := rt.node.raft.LeaderWithID()
+	addr, id := rt.node.raft.LeaderWithID()
 	if id == "" || rt.gossip == nil {
 		return "", ErrNoLeader
 	}
-	m, ok := rt.gossip.Member(string(id))
-	if !ok || m.Meta.API == "" {
+	if m, ok := rt.gossip.Member(string(id)); ok && m.Meta.API != "" {
+		return m.Meta.API, nil
+	}
+	host, _, err := net.SplitHostPort(string(addr))
+	if err != nil || rt.apiPort == 0 {
 		return "", fmt.Errorf("leader %s has no known API address", id)
 	}
-	return m.Meta.API, nil
+	return net.JoinHostPort(host, strconv.Itoa(rt.apiPort)), nil
 }
 
-// forward proxies a write to the leader on behalf of the caller, then
-// waits until the local replica has applied it (read-your-writes here).
-func (rt *router) forward(w http.ResponseWriter, r *http.Request) {
-	leader, err := rt.leaderAPI()
+// leaderWait is how long a request waits for a leader (an election) before
+// it is answered with a retryable 503.
+const leaderWait = 5 * time.Second
+
+// write serves a write on the leader, or forwards it there. While there is
+// no reachable leader (an election is running) the request waits for one,
+// so a client sees a failover as latency rather than as an error.
+func (rt *router) write(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAuthzBody+1))
 	if err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot forward the write: %v", err)))
+		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err)))
 		return
 	}
+	deadline := time.Now().Add(leaderWait)
+	failed := ""
+	for {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if rt.node.IsLeader() {
+			if err := rt.catchUp(r.Context()); err == nil {
+				rt.next.ServeHTTP(&appliedIndexWriter{ResponseWriter: w, n: rt.node}, r)
+				return
+			}
+		} else if leader, err := rt.leaderAPI(); err == nil && leader != failed {
+			if rt.forwardOnce(w, r, leader) {
+				return
+			}
+			failed = leader // not reachable: wait for the next leader
+		}
+		if time.Now().After(deadline) || r.Context().Err() != nil {
+			w.Header().Set("Retry-After", "1")
+			writeStatus(w, apierrors.NewServiceUnavailable("no reachable Raft leader; the cluster may be electing one or have lost its quorum"))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// forwardOnce proxies a write to leader on behalf of the caller, then waits
+// until the local replica has applied it (read-your-writes here). It
+// returns false, having written nothing, when the leader could not even be
+// dialed; any other failure leaves the outcome unknown and is answered.
+func (rt *router) forwardOnce(w http.ResponseWriter, r *http.Request, leader string) bool {
 	id, _ := CallerFrom(r.Context())
 	target := &url.URL{Scheme: "https", Host: leader}
+	dialFailed := false
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -224,19 +262,17 @@ func (rt *router) forward(w http.ResponseWriter, r *http.Request) {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			rt.log.Warn("forward: leader unreachable", "leader", leader, "err", err)
 			var op *net.OpError
 			if errors.As(err, &op) && op.Op == "dial" {
-				// Nothing reached the leader: safe for the client to retry.
-				w.Header().Set("Retry-After", "1")
-				writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("the leader at %s is unreachable: %v", leader, err)))
+				dialFailed = true // nothing reached the leader
 				return
 			}
-			// The request may have reached the leader: its outcome is unknown.
+			rt.log.Warn("forward: lost the leader mid-request", "leader", leader, "err", err)
 			writeStatus(w, apierrors.NewTimeoutError(fmt.Sprintf("lost the connection to the leader at %s; the write's outcome is unknown: %v", leader, err), 0))
 		},
 	}
 	proxy.ServeHTTP(w, r)
+	return !dialFailed
 }
 
 // appliedIndexWriter stamps the leader's applied index on write responses.

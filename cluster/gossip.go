@@ -75,8 +75,8 @@ type GossipConfig struct {
 // timeout (SuspicionMult × ProbeInterval, up to SuspicionMaxTimeoutMult
 // times that without confirmations from other members).
 const (
-	baseProbeInterval = 250 * time.Millisecond
-	baseProbeTimeout  = 150 * time.Millisecond
+	baseProbeInterval = 300 * time.Millisecond
+	baseProbeTimeout  = 200 * time.Millisecond
 	baseGossip        = 100 * time.Millisecond
 )
 

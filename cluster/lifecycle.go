@@ -115,6 +115,9 @@ func (l *lifecycle) verdict(name string) (bool, time.Time, string) {
 	}
 	switch m.State {
 	case MemberDead:
+		if reachable(m.Meta.API) {
+			return false, time.Time{}, "" // gossip is wrong: the node answers
+		}
 		return true, m.Since, fmt.Sprintf("gossip declared the node dead at %s", m.Since.UTC().Format(time.RFC3339))
 	case MemberLeft:
 		return true, m.Since, fmt.Sprintf("the node left the cluster at %s", m.Since.UTC().Format(time.RFC3339))

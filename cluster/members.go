@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,9 +54,12 @@ func (d *Daemon) apiServers() []string {
 func (d *Daemon) maintainMembership(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	changes := d.gossip.Subscribe()
 	for i := 0; ; i++ {
-		if i%10 == 9 {
+		select {
+		case <-changes:
 			d.savePeers()
+		default:
 		}
 		if i%4 == 3 && d.alivePeers() == 0 {
 			d.gossip.Join(d.joinAddrs()) // retried until someone answers
@@ -288,9 +293,19 @@ func (d *Daemon) savePeers() {
 }
 
 // joinAddrs is every address worth trying at start: the join list from
-// settings and the members alive at the last save.
+// settings, the members alive at the last save, and (on servers) the hosts
+// of the Raft configuration at the cluster's gossip port.
 func (d *Daemon) joinAddrs() []string {
 	addrs := append([]string{}, d.cfg.Secure.Settings.Join...)
+	if d.node != nil {
+		if f := d.node.raft.GetConfiguration(); f.Error() == nil {
+			for _, srv := range f.Configuration().Servers {
+				if host, _, err := net.SplitHostPort(string(srv.Address)); err == nil && string(srv.ID) != d.cfg.Secure.Settings.NodeName {
+					addrs = append(addrs, net.JoinHostPort(host, strconv.Itoa(d.cfg.Secure.Settings.GossipPort)))
+				}
+			}
+		}
+	}
 	if data, err := os.ReadFile(peersFile(d.cfg.Secure.DataDir)); err == nil {
 		var saved []string
 		if json.Unmarshal(data, &saved) == nil {

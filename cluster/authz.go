@@ -56,8 +56,6 @@ type gate struct {
 	next  http.Handler
 }
 
-var nodesGR = schema.GroupResource{Resource: "nodes"}
-
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, ok := authenticate(r)
 	if publicPaths[r.URL.Path] {
@@ -103,7 +101,7 @@ func (g *gate) authorize(id Identity, r *http.Request) error {
 			if id.InGroup(GroupNodes) && id.Role == RoleServer && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
 				return nil
 			}
-			return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot use %s", id.User, r.URL.Path))
+			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
 		}
 		return nil // discovery, openapi, version
 	}
@@ -159,7 +157,7 @@ func forbidden(id Identity, info api.RequestInfo) error {
 		where = fmt.Sprintf(" in the namespace %q", info.Namespace)
 	}
 	return apierrors.NewForbidden(info.Kind.GroupVersionResource().GroupResource(), info.Name,
-		fmt.Errorf("User %q cannot %s resource %q in API group %q%s", id.User, info.Verb, res, info.Kind.GVK.Group, where))
+		denial(fmt.Sprintf("User %q cannot %s resource %q in API group %q%s", id.User, info.Verb, res, info.Kind.GVK.Group, where)))
 }
 
 // writeStatus writes a Kubernetes Status error.
@@ -200,3 +198,8 @@ func bodyObjectName(r *http.Request, info api.RequestInfo) (string, error) {
 	}
 	return m.GetName(), nil
 }
+
+// denial is an authorization refusal worded like Kubernetes' ("User ...").
+type denial string
+
+func (d denial) Error() string { return string(d) }

@@ -12,7 +12,7 @@ NODE_NAME ?= $(shell hostname | tr A-Z a-z)
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test lint unit e2e deps bench clean
+.PHONY: all build run test lint unit e2e deps bench clean image
 
 all: build
 
@@ -22,8 +22,14 @@ deps:
 build:
 	go build -tags $(TAGS) -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/skiff
 
-run: deps build
-	$(BIN) agent --data-dir $(DATA_DIR) --node-name $(NODE_NAME) --bootstrap
+run: deps build image
+	$(BIN) init --data-dir $(DATA_DIR) --node-name $(NODE_NAME) --voters 1
+
+image: bin/busybox.tar
+
+bin/busybox.tar: scripts/build-test-image.sh
+	@mkdir -p bin
+	scripts/build-test-image.sh $@
 
 test: deps lint unit e2e
 

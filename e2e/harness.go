@@ -80,7 +80,8 @@ func NewDaemon(t testing.TB, name string, extra ...string) *Daemon {
 	d.writeKubeconfig()
 	t.Cleanup(func() {
 		d.Kill()
-		dev.PurgeNode(d.Name, dir) // containers outlive the daemon by design
+		dev.KillContainerd(d.DataDir) // containerd and containers outlive the daemon by design
+		dev.PurgeNode(d.Name, dir)
 	})
 	return d
 }

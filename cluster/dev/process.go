@@ -79,11 +79,18 @@ func (c *Cluster) killNode(n *Node) {
 		syscall.Kill(n.PID, syscall.SIGKILL)
 		waitGone(n.PID)
 	}
-	for _, pid := range containerdPIDs(n) {
+	KillContainerd(n.DataDir)
+	n.PID = 0
+}
+
+// KillContainerd SIGKILLs the managed containerd of the node whose data
+// dir is dataDir (found through its pid file), which outlives its daemon
+// by design.
+func KillContainerd(dataDir string) {
+	for _, pid := range containerdPIDs(dataDir) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		waitGone(pid)
 	}
-	n.PID = 0
 }
 
 func waitGone(pid int) {
@@ -93,9 +100,9 @@ func waitGone(pid int) {
 }
 
 // containerdPIDs finds the node's managed containerd through its pid file.
-func containerdPIDs(n *Node) []int {
+func containerdPIDs(dataDir string) []int {
 	var pids []int
-	filepath.WalkDir(n.DataDir, func(path string, d os.DirEntry, err error) error {
+	filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && d.Name() == "containerd.pid" {
 			if b, err := os.ReadFile(path); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && alive(pid) {

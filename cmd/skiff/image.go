@@ -14,8 +14,15 @@ import (
 	"github.com/skiffhq/skiff/agent"
 )
 
+// imageCmds shares the client and the --node choice between subcommands.
+type imageCmds struct {
+	f    cmdutil.Factory
+	s    genericiooptions.IOStreams
+	node string
+}
+
 func newImageCmd(f cmdutil.Factory, s genericiooptions.IOStreams) *cobra.Command {
-	var node string
+	ic := &imageCmds{f: f, s: s}
 	cmd := &cobra.Command{
 		Use:     "image",
 		Short:   "Load, list and remove container images on nodes",
@@ -24,115 +31,111 @@ func newImageCmd(f cmdutil.Factory, s genericiooptions.IOStreams) *cobra.Command
 docker save archive) makes it available without a registry; by default it goes to every node.
 Pods using such an image should set imagePullPolicy: IfNotPresent (or Never).`,
 	}
-	cmd.PersistentFlags().StringVar(&node, "node", "", "act on this node only (default: every node)")
-	client := func() (*agent.ImageClient, error) {
-		rc, err := f.ToRESTConfig()
-		if err != nil {
-			return nil, err
-		}
-		return agent.NewImageClient(rc)
-	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "load FILE.tar",
-		Short: "Import an image archive on nodes",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			open := func() (io.ReadCloser, error) { return os.Open(args[0]) }
-			if _, err := os.Stat(args[0]); err != nil {
-				return err
-			}
-			var results []agent.NodeImages
-			if node != "" {
-				r, err := open()
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				imgs, err := c.Load(context.Background(), node, r)
-				results = []agent.NodeImages{{Node: node, Images: imgs, Err: err}}
-			} else {
-				results, err = c.LoadEverywhere(context.Background(), open)
-				if len(results) == 0 && err != nil {
-					return err
-				}
-			}
-			failed := 0
-			for _, r := range results {
-				if r.Err != nil {
-					failed++
-					fmt.Fprintf(s.ErrOut, "%s: %v\n", r.Node, r.Err)
-					continue
-				}
-				for _, img := range r.Images {
-					fmt.Fprintf(s.Out, "%s: loaded %s\n", r.Node, img.Ref)
-				}
-			}
-			if failed > 0 {
-				return fmt.Errorf("loading failed on %d of %d nodes", failed, len(results))
-			}
-			return nil
-		},
-	}, &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List the images on nodes",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			nodes := []string{node}
-			if node == "" {
-				if nodes, err = c.Nodes(context.Background()); err != nil {
-					return err
-				}
-			}
-			w := tabwriter.NewWriter(s.Out, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE")
-			for _, n := range nodes {
-				imgs, err := c.List(context.Background(), n)
-				if err != nil {
-					fmt.Fprintf(w, "%s\t<error: %v>\t\t\n", n, err)
-					continue
-				}
-				for _, img := range imgs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", n, img.Ref, shortDigest(img.Digest), humanBytes(img.Size))
-				}
-			}
-			return w.Flush()
-		},
-	}, &cobra.Command{
-		Use:   "rm IMAGE...",
-		Short: "Remove images from nodes",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			nodes := []string{node}
-			if node == "" {
-				if nodes, err = c.Nodes(context.Background()); err != nil {
-					return err
-				}
-			}
-			for _, n := range nodes {
-				for _, ref := range args {
-					if err := c.Remove(context.Background(), n, ref); err != nil {
-						return fmt.Errorf("%s: %w", n, err)
-					}
-					fmt.Fprintf(s.Out, "%s: removed %s\n", n, ref)
-				}
-			}
-			return nil
-		},
-	})
+	cmd.PersistentFlags().StringVar(&ic.node, "node", "", "act on this node only (default: every node)")
+	cmd.AddCommand(
+		&cobra.Command{Use: "load FILE.tar", Short: "Import an image archive on nodes", Args: cobra.ExactArgs(1), RunE: ic.load},
+		&cobra.Command{Use: "ls", Aliases: []string{"list"}, Short: "List the images on nodes", Args: cobra.NoArgs, RunE: ic.list},
+		&cobra.Command{Use: "rm IMAGE...", Short: "Remove images from nodes", Args: cobra.MinimumNArgs(1), RunE: ic.remove},
+	)
 	return cmd
+}
+
+func (ic *imageCmds) client() (*agent.ImageClient, error) {
+	rc, err := ic.f.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return agent.NewImageClient(rc)
+}
+
+// nodes is the --node, or every node.
+func (ic *imageCmds) nodes(c *agent.ImageClient) ([]string, error) {
+	if ic.node != "" {
+		return []string{ic.node}, nil
+	}
+	return c.Nodes(context.Background())
+}
+
+func (ic *imageCmds) load(_ *cobra.Command, args []string) error {
+	c, err := ic.client()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(args[0]); err != nil {
+		return err
+	}
+	open := func() (io.ReadCloser, error) { return os.Open(args[0]) }
+	var results []agent.NodeImages
+	if ic.node != "" {
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		imgs, err := c.Load(context.Background(), ic.node, r)
+		results = []agent.NodeImages{{Node: ic.node, Images: imgs, Err: err}}
+	} else if results, err = c.LoadEverywhere(context.Background(), open); len(results) == 0 && err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+			fmt.Fprintf(ic.s.ErrOut, "%s: %v\n", r.Node, r.Err)
+			continue
+		}
+		for _, img := range r.Images {
+			fmt.Fprintf(ic.s.Out, "%s: loaded %s\n", r.Node, img.Ref)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("loading failed on %d of %d nodes", failed, len(results))
+	}
+	return nil
+}
+
+func (ic *imageCmds) list(_ *cobra.Command, _ []string) error {
+	c, err := ic.client()
+	if err != nil {
+		return err
+	}
+	nodes, err := ic.nodes(c)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(ic.s.Out, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE")
+	for _, n := range nodes {
+		imgs, err := c.List(context.Background(), n)
+		if err != nil {
+			fmt.Fprintf(w, "%s\t<error: %v>\t\t\n", n, err)
+			continue
+		}
+		for _, img := range imgs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", n, img.Ref, shortDigest(img.Digest), humanBytes(img.Size))
+		}
+	}
+	return w.Flush()
+}
+
+func (ic *imageCmds) remove(_ *cobra.Command, args []string) error {
+	c, err := ic.client()
+	if err != nil {
+		return err
+	}
+	nodes, err := ic.nodes(c)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		for _, ref := range args {
+			if err := c.Remove(context.Background(), n, ref); err != nil {
+				return fmt.Errorf("%s: %w", n, err)
+			}
+			fmt.Fprintf(ic.s.Out, "%s: removed %s\n", n, ref)
+		}
+	}
+	return nil
 }
 
 func shortDigest(d string) string {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -78,6 +79,11 @@ For development only, --insecure --bootstrap runs a lone node on plain HTTP.`,
 			if ins.insecure {
 				return runInsecureAgent(cmd.Context(), dataDir, ins, fl)
 			}
+			if ins.bootstrap {
+				if err := bootstrapIfNeeded(cmd, dataDir, ins.nodeName); err != nil {
+					return err
+				}
+			}
 			return runSecureAgent(cmd.Context(), dataDir, fl)
 		},
 	}
@@ -86,8 +92,8 @@ For development only, --insecure --bootstrap runs a lone node on plain HTTP.`,
 	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff", "the node's data dir")
 	fl.registerRuntime(f)
 	f.BoolVar(&ins.insecure, "insecure", false, "development: run a plain-HTTP node without a cluster identity")
-	f.BoolVar(&ins.bootstrap, "bootstrap", false, "with --insecure: bootstrap a one-voter Raft if the data dir is empty")
-	f.StringVar(&ins.nodeName, "node-name", strings.ToLower(host), "with --insecure: this node's name")
+	f.BoolVar(&ins.bootstrap, "bootstrap", false, "create a new one-voter cluster if the data dir is empty (like skiff init --voters 1)")
+	f.StringVar(&ins.nodeName, "node-name", strings.ToLower(host), "with --bootstrap or --insecure: this node's name")
 	f.StringVar(&ins.apiAddr, "api-addr", "127.0.0.1:6443", "with --insecure: API listen address")
 	f.StringVar(&ins.raftAddr, "raft-addr", "127.0.0.1:6444", "with --insecure: Raft listen address")
 	f.Float64Var(&ins.multiplier, "timing-multiplier", 1, "with --insecure: scale Raft timeouts")
@@ -161,4 +167,19 @@ func addDaemonTasks(cfg *cluster.DaemonConfig, na nodeAgent) {
 		return m.Run(ctx)
 	})
 	cfg.NodeTasks = append(cfg.NodeTasks, na.run)
+}
+
+// bootstrapIfNeeded initializes an empty data dir as a new one-voter cluster,
+// as skiff init --voters 1 would, so `skiff agent --bootstrap` is enough to
+// start a secured single node.
+func bootstrapIfNeeded(cmd *cobra.Command, dataDir, nodeName string) error {
+	if _, err := cluster.LoadSettings(dataDir); err == nil {
+		return nil
+	}
+	res, err := cluster.Init(cluster.InitOptions{DataDir: dataDir, ClusterName: "skiff", NodeName: nodeName, IP: defaultIP(),
+		Voters: 1, ServiceCIDR: "10.96.0.0/16", TimingMultiplier: 1, TokenTTL: 24 * time.Hour, Ports: cluster.DefaultPorts()}, time.Now())
+	if err != nil {
+		return err
+	}
+	return reportInit(cmd, res, "")
 }

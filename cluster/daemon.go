@@ -247,6 +247,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("GET "+PathMembers, d.serveMembers)
 	mux.HandleFunc("GET "+PathRaftPeers, d.serveRaftPeers)
 	mux.HandleFunc("GET "+PathRaftState, d.serveRaftState)
+	mux.HandleFunc("POST "+PathRemoveServer, d.serveRemoveServer)
 	rt := newRouter(d.node, d.gossip, d.cfg.Secure.TLS, d.api, d.log)
 	rt.apiPort = d.cfg.Secure.Settings.APIPort
 	mux.Handle("/", rt)

@@ -101,18 +101,61 @@ func (d *Daemon) leave() {
 			d.log.Warn("leave: leadership transfer failed", "err", err)
 		}
 	}
+	if d.node != nil && d.inRaftConfig() {
+		// Ask the leader to take our seat now rather than waiting for
+		// autopilot to notice; a removed server never hears of its own
+		// removal, so this is also how we know it happened.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			return d.requestRemoval(ctx) == nil, nil
+		})
+		cancel()
+		if err != nil {
+			d.log.Warn("leave: the leader did not confirm the removal", "err", err)
+		}
+	}
 	if err := d.gossip.Leave(3 * time.Second); err != nil {
 		d.log.Warn("leave: gossip leave failed", "err", err)
 	}
-	if d.node == nil {
+	d.log.Info("leave: left the cluster", "node", d.cfg.Secure.Settings.NodeName)
+}
+
+// PathRemoveServer asks the leader to remove the calling server from Raft.
+const PathRemoveServer = "/skiff/v1/internal/remove-self"
+
+func (d *Daemon) requestRemoval(ctx context.Context) error {
+	_, id := d.node.raft.LeaderWithID()
+	m, ok := d.gossip.Member(string(id))
+	if !ok || m.Meta.API == "" {
+		return ErrNoLeader
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+m.Meta.API+PathRemoveServer, nil)
+	resp, err := d.peerClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// serveRemoveServer removes the calling server (named by its certificate)
+// from the Raft configuration; leader only.
+func (d *Daemon) serveRemoveServer(w http.ResponseWriter, r *http.Request) {
+	id, _ := CallerFrom(r.Context())
+	name := id.NodeName()
+	if name == "" || !d.node.IsLeader() {
+		writeStatus(w, apierrors.NewServiceUnavailable("only the leader removes servers, for themselves"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
-		return !d.inRaftConfig(), nil
-	})
-	d.log.Info("leave: left the cluster", "node", d.node.cfg.NodeName)
+	if err := d.node.raft.RemoveServer(raft.ServerID(name), 0, 0).Error(); err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
+		return
+	}
+	d.log.Info("raft: removed a server at its request", "server", name)
+	w.Write([]byte("removed\n"))
 }
 
 // MemberView is one row of `skiff members`.

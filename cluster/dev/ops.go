@@ -3,8 +3,12 @@ package dev
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -163,4 +167,48 @@ func raftView(ctx context.Context, rc *rest.Config) (*cluster.RaftView, error) {
 	}
 	view := &cluster.RaftView{}
 	return view, json.Unmarshal(data, view)
+}
+
+// AddNode creates one more node, joins it with a fresh token of the given
+// role (server or worker) and starts it.
+func (c *Cluster) AddNode(ctx context.Context, role string) (*Node, error) {
+	i := len(c.Nodes)
+	name := fmt.Sprintf("%s-%d", c.Name, i)
+	n := &Node{Name: name, Index: i, IP: fmt.Sprintf("10.250.%d.%d", c.Subnet, 10+i), Netns: "skiff-" + name,
+		DataDir: filepath.Join(c.dir, name, "data"), LogPath: filepath.Join(c.dir, name, "agent.log")}
+	c.Nodes = append(c.Nodes, n)
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if err := c.nodeNetUp(n); err != nil {
+		return nil, err
+	}
+	token, err := c.CreateToken(ctx, role, 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.joinNode(ctx, n, c.Nodes[0], token.String()); err != nil {
+		return nil, err
+	}
+	return n, c.save()
+}
+
+// CreateToken stores a new join token in the cluster and returns it.
+func (c *Cluster) CreateToken(ctx context.Context, role string, ttl time.Duration) (cluster.Token, error) {
+	rc, err := c.RESTConfig("")
+	if err != nil {
+		return cluster.Token{}, err
+	}
+	ca, err := cluster.ParseCertPEM(rc.CAData)
+	if err != nil {
+		return cluster.Token{}, err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return cluster.Token{}, err
+	}
+	tok := cluster.NewToken(&cluster.CA{Cert: ca, CertPEM: rc.CAData})
+	secret := cluster.TokenSecret(tok, role, ttl, time.Now(), "skiff dev")
+	_, err = client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, secret, metav1.CreateOptions{})
+	return tok, err
 }

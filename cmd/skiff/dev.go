@@ -54,6 +54,7 @@ its own containerd. dev up adds a kubeconfig context for the cluster and makes i
 			}
 			return c.Down()
 		}},
+		newDevAddCmd(load),
 		nodeOp("kill", "SIGKILL nodes (daemon and containerd)", (*dev.Cluster).Kill),
 		nodeOp("restart", "Start nodes again (killing them first if running)", (*dev.Cluster).Restart),
 		nodeOp("partition", "Cut nodes off from all other nodes", (*dev.Cluster).Partition),
@@ -113,5 +114,28 @@ func newDevUpCmd(name, stateDir *string) *cobra.Command {
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to add the context to (default $KUBECONFIG or ~/.kube/config; - for none)")
 	f.Float64Var(&o.TimingMultiplier, "timing-multiplier", 1, "scale Raft and gossip timeouts")
 	f.StringSliceVar(&o.AgentArgs, "agent-arg", nil, "extra flag for every node's skiff agent (repeatable)")
+	return cmd
+}
+
+func newDevAddCmd(load func() (*dev.Cluster, error)) *cobra.Command {
+	var role string
+	cmd := &cobra.Command{
+		Use:   "add",
+		Short: "Add a node to the cluster (server may hold a Raft seat, worker never)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := load()
+			if err != nil {
+				return err
+			}
+			n, err := c.AddNode(cmd.Context(), role)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s (%s) added at %s\n", n.Name, role, n.IP)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "worker", "server or worker")
 	return cmd
 }

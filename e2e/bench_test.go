@@ -208,7 +208,7 @@ func sleeperDeployment(replicas int32) *appsv1.Deployment {
 
 // waitReplicas waits until n sleeper pods are Running and Ready, none of
 // them on the node avoid.
-func waitReplicas(b *testing.B, client kubernetes.Interface, n int, avoid string) {
+func waitReplicas(b testing.TB, client kubernetes.Interface, n int, avoid string) {
 	Eventually(b, 120*time.Second, fmt.Sprintf("%d ready sleepers off %q", n, avoid), func() (bool, error) {
 		pods, err := client.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=sleeper"})
 		if err != nil {
@@ -230,7 +230,7 @@ func waitReplicas(b *testing.B, client kubernetes.Interface, n int, avoid string
 }
 
 // busiestNode returns the non-leader node running the most sleeper pods.
-func busiestNode(b *testing.B, client kubernetes.Interface, leader string) string {
+func busiestNode(b testing.TB, client kubernetes.Interface, leader string) string {
 	pods, err := client.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=sleeper"})
 	if err != nil {
 		b.Fatal(err)

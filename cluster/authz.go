@@ -97,6 +97,9 @@ func (g *gate) authorize(id Identity, r *http.Request) error {
 	}
 	info, isResource := api.ParseRequestInfo(r)
 	if !isResource {
+		if strings.HasPrefix(r.URL.Path, "/debug/") {
+			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
+		}
 		if strings.HasPrefix(r.URL.Path, "/skiff/") {
 			if id.InGroup(GroupNodes) && id.Role == RoleServer && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
 				return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -248,6 +249,8 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("GET "+PathRaftPeers, d.serveRaftPeers)
 	mux.HandleFunc("GET "+PathRaftState, d.serveRaftState)
 	mux.HandleFunc("POST "+PathRemoveServer, d.serveRemoveServer)
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // admins only (the gate)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	rt := newRouter(d.node, d.gossip, d.cfg.Secure.TLS, d.api, d.log)
 	rt.apiPort = d.cfg.Secure.Settings.APIPort
 	mux.Handle("/", rt)

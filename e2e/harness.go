@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -116,6 +118,23 @@ func (d *Daemon) Start() {
 	d.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.done)
 	d.WaitReady(30 * time.Second)
+}
+
+// WaitNodeReady waits until the daemon's own Node is Ready.
+func (d *Daemon) WaitNodeReady(timeout time.Duration) {
+	d.t.Helper()
+	Eventually(d.t, timeout, "node "+d.Name+" Ready", func() (bool, error) {
+		n, err := d.Client().CoreV1().Nodes().Get(context.Background(), d.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
 
 // WaitReady polls /readyz until it answers ok.

@@ -52,6 +52,7 @@ func TestPodsRunForReal(t *testing.T) {
 	RequireRoot(t)
 	d := NewDaemon(t, "pods")
 	d.Start()
+	d.WaitNodeReady(60 * time.Second)
 	if out := d.MustCLI("", "image", "load", TestImage(t)); !strings.Contains(out, "loaded skiff.local/busybox:latest") {
 		t.Fatalf("image load said %q", out)
 	}

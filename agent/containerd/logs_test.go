@@ -107,12 +107,23 @@ func checkLogReads(t *testing.T, rt *Runtime, firstID, errID, secondID string) {
 	}
 	for _, tt := range reads {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := rt.ReadLogs(ctxT(t, 10*time.Second), tt.id, tt.opts, &buf); err != nil {
-				t.Fatalf("ReadLogs: %v", err)
+			// The shim copies output to the file on its own schedule, so a
+			// container can be reported exited a moment before its last
+			// bytes land: poll for the content, with a deadline.
+			var got string
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var buf bytes.Buffer
+				if err := rt.ReadLogs(ctxT(t, 10*time.Second), tt.id, tt.opts, &buf); err != nil {
+					t.Fatalf("ReadLogs: %v", err)
+				}
+				if got = buf.String(); got == tt.want || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if buf.String() != tt.want {
-				t.Fatalf("ReadLogs = %q, want %q", buf.String(), tt.want)
+			if got != tt.want {
+				t.Fatalf("ReadLogs = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/skiffhq/skiff/cluster"
@@ -165,6 +166,13 @@ func addDaemonTasks(cfg *cluster.DaemonConfig, na nodeAgent) {
 			return err
 		}
 		return m.Run(ctx)
+	}, func(ctx context.Context, rc *rest.Config) error {
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return err
+		}
+		scheduler.RunEventTTL(ctx, client, scheduler.DefaultEventTTL, time.Minute, time.Now, na.log.With("component", "event-ttl"))
+		return nil
 	})
 	cfg.NodeTasks = append(cfg.NodeTasks, na.run)
 }

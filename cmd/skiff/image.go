@@ -74,8 +74,11 @@ func (ic *imageCmds) load(_ *cobra.Command, args []string) error {
 		defer r.Close()
 		imgs, err := c.Load(context.Background(), ic.node, r)
 		results = []agent.NodeImages{{Node: ic.node, Images: imgs, Err: err}}
-	} else if results, err = c.LoadEverywhere(context.Background(), open); len(results) == 0 && err != nil {
-		return err
+	} else if results, err = c.LoadEverywhere(context.Background(), open); len(results) == 0 {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("the cluster has no nodes to load the image on yet")
 	}
 	failed := 0
 	for _, r := range results {

@@ -63,7 +63,11 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, err)
 		return
 	}
-	cur, ok := s.store.Get(req.kind, req.namespace, req.name)
+	cur, ok, err := s.load(req.kind, req.namespace, req.name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	if !ok {
 		writeError(w, apierrors.NewNotFound(req.kind.GroupVersionResource().GroupResource(), req.name))
 		return
@@ -127,7 +131,7 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 		stored, err := s.propose(ctx, proto.CommandUpdate, kind, marked, rv, uid)
 		if apierrors.IsConflict(err) && opts.Preconditions == nil {
 			// Changed under us: start over from the fresh object.
-			if fresh, ok := s.store.Get(kind, cm.GetNamespace(), cm.GetName()); ok {
+			if fresh, ok, _ := s.load(kind, cm.GetNamespace(), cm.GetName()); ok {
 				return s.deleteObject(ctx, kind, fresh, opts)
 			}
 			return nil, false, apierrors.NewNotFound(gr, cm.GetName())
@@ -143,6 +147,9 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 		Type: proto.CommandDelete, Group: kind.GVK.Group, Resource: kind.Resource,
 		Namespace: cm.GetNamespace(), Name: cm.GetName(), UID: uid, ResourceVersion: rv,
 	})
+	if err == nil && gone != nil {
+		gone, err = s.reveal(gone)
+	}
 	return gone, err == nil, err
 }
 
@@ -235,6 +242,10 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req *r
 		return
 	}
 	objs, _ := s.store.List(req.kind, req.namespace, pred)
+	if objs, err = s.revealAll(objs); err != nil {
+		writeError(w, err)
+		return
+	}
 	var deleted []proto.Object
 	for _, obj := range objs {
 		out, _, err := s.deleteObject(r.Context(), req.kind, obj, opts)

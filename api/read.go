@@ -19,7 +19,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, err)
 		return
 	}
-	obj, ok := s.store.Get(req.kind, req.namespace, req.name)
+	obj, ok, err := s.load(req.kind, req.namespace, req.name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	if !ok {
 		writeError(w, apierrors.NewNotFound(req.kind.GroupVersionResource().GroupResource(), req.name))
 		return
@@ -39,6 +43,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	objs, rv := s.store.List(req.kind, req.namespace, pred)
+	if objs, err = s.revealAll(objs); err != nil {
+		writeError(w, err)
+		return
+	}
 	s.writeObjects(w, r, req.kind, http.StatusOK, objs, rv, true)
 }
 

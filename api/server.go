@@ -49,6 +49,9 @@ type Config struct {
 	Ready func() error
 	// Version is served at /version.
 	Version version.Info
+	// SecretCipher, when set, seals Secret data before it is proposed and
+	// opens it on the way out (encryption at rest).
+	SecretCipher SecretCipher
 	// AgentTransport reaches node agents for logs, exec and node proxy;
 	// nil means plain HTTP. With a TLSClientConfig, agents are dialed
 	// over HTTPS with it.

@@ -195,6 +195,13 @@ func bookmark(kind *proto.Kind, index uint64) proto.Object {
 }
 
 func (s *Server) eventObject(kind *proto.Kind, ev fsm.Event, table tableRequest, asTable bool) (runtime.Object, error) {
+	if ev.Type != watch.Bookmark {
+		obj, err := s.reveal(ev.Object)
+		if err != nil {
+			return nil, err
+		}
+		ev.Object = obj
+	}
 	if !asTable || ev.Type == watch.Bookmark {
 		return ev.Object, nil
 	}

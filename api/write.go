@@ -23,14 +23,22 @@ func (s *Server) propose(ctx context.Context, typ proto.CommandType, kind *proto
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	data, err := obj.Marshal()
+	sealed, err := s.conceal(obj)
+	if err != nil {
+		return nil, err
+	}
+	data, err := sealed.Marshal()
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	return s.cfg.Proposer.Propose(ctx, &proto.Command{
+	stored, err := s.cfg.Proposer.Propose(ctx, &proto.Command{
 		Type: typ, Group: kind.GVK.Group, Resource: kind.Resource,
 		Namespace: m.GetNamespace(), Name: m.GetName(), Object: data, ResourceVersion: rv, UID: uid,
 	})
+	if err != nil || stored == nil {
+		return stored, err
+	}
+	return s.reveal(stored)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, req *request) {
@@ -159,7 +167,10 @@ type mutateFunc func(current proto.Object) (proto.Object, field.ErrorList, error
 func (s *Server) guaranteedUpdate(ctx context.Context, req *request, rv uint64, tgt target, dryRun bool, mutate mutateFunc) (proto.Object, error) {
 	gr := req.kind.GroupVersionResource().GroupResource()
 	for attempt := 0; ; attempt++ {
-		cur, ok := s.store.Get(req.kind, req.namespace, req.name)
+		cur, ok, err := s.load(req.kind, req.namespace, req.name)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, apierrors.NewNotFound(gr, req.name)
 		}

@@ -53,8 +53,10 @@ type SecureConfig struct {
 	Settings  *Settings
 	TLS       *TLSBundle
 	GossipKey []byte
-	Autopilot AutopilotConfig
-	Lifecycle LifecycleConfig
+	// ClusterKey seals Secret data at rest (servers); nil leaves it clear.
+	ClusterKey []byte
+	Autopilot  AutopilotConfig
+	Lifecycle  LifecycleConfig
 	// LeaveOnTerminate makes a clean stop leave the cluster for good.
 	LeaveOnTerminate bool
 }
@@ -140,6 +142,11 @@ func (d *Daemon) open() error {
 	ac.Ready = d.ready
 	if cfg.Secure != nil {
 		ac.AgentTransport = cfg.Secure.TLS.AgentTransport()
+		if len(cfg.Secure.ClusterKey) > 0 {
+			if ac.SecretCipher, err = api.NewAESGCM(cfg.Secure.ClusterKey); err != nil {
+				return err
+			}
+		}
 	}
 	if cfg.API != nil {
 		cfg.API(&ac)
@@ -149,6 +156,8 @@ func (d *Daemon) open() error {
 	}
 	if d.join != nil {
 		d.join.store = d.node.Store()
+		d.join.cipher = ac.SecretCipher
+		d.join.clusterKey = cfg.Secure.ClusterKey
 	}
 	return nil
 }

@@ -83,8 +83,11 @@ func Init(o InitOptions, now time.Time) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	gossipKey := make([]byte, 32)
+	gossipKey, clusterKey := make([]byte, 32), make([]byte, 32)
 	if _, err := rand.Read(gossipKey); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(clusterKey); err != nil {
 		return nil, err
 	}
 	kubeconfig, err := AdminKubeconfig(ca, s, now)
@@ -100,7 +103,7 @@ func Init(o InitOptions, now time.Time) (*InitResult, error) {
 	if err := writeFileAtomic(p.AdminConfig(), kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	files := &JoinedIdentity{Settings: s, CACert: ca.CertPEM, CAKey: caKey, NodeCert: nodeCert, NodeKey: nodeKey, GossipKey: gossipKey}
+	files := &JoinedIdentity{Settings: s, CACert: ca.CertPEM, CAKey: caKey, NodeCert: nodeCert, NodeKey: nodeKey, GossipKey: gossipKey, ClusterKey: clusterKey}
 	if err := files.save(o.DataDir); err != nil {
 		return nil, err
 	}

@@ -30,13 +30,15 @@ type JoinRequest struct {
 
 // JoinResponse carries everything a new member needs.
 type JoinResponse struct {
-	Role      string   `json:"role"`
-	NodeCert  []byte   `json:"nodeCert"`
-	CACert    []byte   `json:"caCert"`
-	CAKey     []byte   `json:"caKey,omitempty"` // servers only
-	GossipKey []byte   `json:"gossipKey"`
-	Members   []string `json:"members"`  // gossip addresses to join
-	Settings  Settings `json:"settings"` // cluster-wide settings
+	Role     string `json:"role"`
+	NodeCert []byte `json:"nodeCert"`
+	CACert   []byte `json:"caCert"`
+	CAKey    []byte `json:"caKey,omitempty"` // servers only
+	// ClusterKey seals Secret data at rest; servers only.
+	ClusterKey []byte   `json:"clusterKey,omitempty"`
+	GossipKey  []byte   `json:"gossipKey"`
+	Members    []string `json:"members"`  // gossip addresses to join
+	Settings   Settings `json:"settings"` // cluster-wide settings
 }
 
 // JoinError is a refusal with a message for the joining user.
@@ -145,5 +147,6 @@ func Join(ctx context.Context, o JoinOptions) (*JoinedIdentity, error) {
 	if p := o.Ports; p != nil {
 		s.APIPort, s.RaftPort, s.GossipPort, s.AgentPort = p.API, p.Raft, p.Gossip, p.Agent
 	}
-	return &JoinedIdentity{Settings: &s, CACert: jr.CACert, CAKey: jr.CAKey, NodeCert: jr.NodeCert, NodeKey: keyPEM, GossipKey: jr.GossipKey}, nil
+	return &JoinedIdentity{Settings: &s, CACert: jr.CACert, CAKey: jr.CAKey, NodeCert: jr.NodeCert, NodeKey: keyPEM,
+		GossipKey: jr.GossipKey, ClusterKey: jr.ClusterKey}, nil
 }

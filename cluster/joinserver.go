@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/fsm"
 	"github.com/skiffhq/skiff/proto"
 )
@@ -22,13 +23,15 @@ import (
 // joinServer admits new members: it checks their token against the stored
 // token Secrets and signs their certificate with the cluster CA.
 type joinServer struct {
-	ca        *CA
-	gossipKey []byte
-	settings  Settings
-	store     *fsm.Store
-	gossip    *Gossip
-	now       func() time.Time
-	log       *slog.Logger
+	ca         *CA
+	gossipKey  []byte
+	clusterKey []byte
+	cipher     api.SecretCipher // opens the stored token Secrets; nil when none
+	settings   Settings
+	store      *fsm.Store
+	gossip     *Gossip
+	now        func() time.Time
+	log        *slog.Logger
 }
 
 func (j *joinServer) serveCACert(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +89,15 @@ func (j *joinServer) checkToken(presented string) (string, error) {
 	s, _ := obj.(*corev1.Secret)
 	if !found {
 		s = nil
+	} else if j.cipher != nil {
+		s = s.DeepCopy()
+		for k, v := range s.Data {
+			plain, err := j.cipher.Open(v)
+			if err != nil {
+				return "", fmt.Errorf("reading the stored token: %w", err)
+			}
+			s.Data[k] = plain
+		}
 	}
 	return checkToken(Token{ID: id, Secret: secret}, s, j.now())
 }
@@ -108,6 +120,7 @@ func (j *joinServer) admit(req JoinRequest, role string) (*JoinResponse, error) 
 		if resp.CAKey, err = j.ca.KeyPEM(); err != nil {
 			return nil, err
 		}
+		resp.ClusterKey = j.clusterKey
 	}
 	for _, m := range j.gossip.Members() {
 		if m.State == MemberAlive {

@@ -22,6 +22,10 @@ func SecureDaemonConfig(dataDir string) (DaemonConfig, error) {
 	if err != nil {
 		return DaemonConfig{}, err
 	}
+	clusterKey, err := loadClusterKey(dataDir)
+	if err != nil {
+		return DaemonConfig{}, err
+	}
 	cfg := DefaultDaemonConfig()
 	cfg.APIAddr = net.JoinHostPort("0.0.0.0", strconv.Itoa(s.APIPort))
 	n := &cfg.Node
@@ -38,6 +42,7 @@ func SecureDaemonConfig(dataDir string) (DaemonConfig, error) {
 	}
 	ap := DefaultAutopilotConfig()
 	ap.TargetVoters = s.Voters
-	cfg.Secure = &SecureConfig{DataDir: dataDir, Settings: s, TLS: b, GossipKey: key, Autopilot: ap, Lifecycle: DefaultLifecycleConfig()}
+	cfg.Secure = &SecureConfig{DataDir: dataDir, Settings: s, TLS: b, GossipKey: key, ClusterKey: clusterKey,
+		Autopilot: ap, Lifecycle: DefaultLifecycleConfig()}
 	return cfg, nil
 }

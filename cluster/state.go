@@ -66,6 +66,7 @@ func (p Paths) NodeKey() string        { return filepath.Join(p.Dir, "pki", "nod
 func (p Paths) AdminConfig() string    { return filepath.Join(p.Dir, "pki", "admin.kubeconfig") }
 func (p Paths) GossipKey() string      { return filepath.Join(p.Dir, "pki", "gossip.key") }
 func (p Paths) BootstrapToken() string { return filepath.Join(p.Dir, "pki", "bootstrap-token.json") }
+func (p Paths) ClusterKey() string     { return filepath.Join(p.Dir, "pki", "cluster.key") }
 
 // LoadSettings reads DATA/cluster.json; ErrNotInitialized if absent.
 func LoadSettings(dir string) (*Settings, error) {
@@ -115,6 +116,8 @@ type JoinedIdentity struct {
 	NodeCert  []byte
 	NodeKey   []byte
 	GossipKey []byte
+	// ClusterKey seals Secret data at rest (servers only).
+	ClusterKey []byte
 }
 
 // save writes every identity file, settings last: the settings file is
@@ -131,6 +134,7 @@ func (f *JoinedIdentity) save(dir string) error {
 		{p.NodeCert(), f.NodeCert},
 		{p.NodeKey(), f.NodeKey},
 		{p.GossipKey(), []byte(hex.EncodeToString(f.GossipKey))},
+		{p.ClusterKey(), hexOrNil(f.ClusterKey)},
 	}
 	for _, file := range files {
 		if len(file.data) == 0 {
@@ -165,4 +169,27 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+func hexOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(hex.EncodeToString(b))
+}
+
+// loadClusterKey reads the key that seals Secret data; a data dir made
+// before encryption at rest existed has none (nil, nil).
+func loadClusterKey(dir string) ([]byte, error) {
+	data, err := os.ReadFile(Paths{dir}.ClusterKey())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(string(trimSpace(data)))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("cluster: cluster.key must hold a hex AES-256 key")
+	}
+	return key, nil
 }

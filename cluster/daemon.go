@@ -371,7 +371,9 @@ func (d *Daemon) leaderTasks() []Task {
 			return nil
 		},
 		func(ctx context.Context, rc *rest.Config) error {
-			return RunNodeLifecycle(ctx, rc, d.gossip, sc.Lifecycle, d.log)
+			lc := sc.Lifecycle
+			lc.Roles = d.raftRoles
+			return RunNodeLifecycle(ctx, rc, d.gossip, lc, d.log)
 		},
 		func(ctx context.Context, rc *rest.Config) error {
 			return createBootstrapToken(ctx, rc, sc.DataDir, d.log)

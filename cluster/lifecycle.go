@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,6 +36,9 @@ type LifecycleConfig struct {
 	UnknownGrace time.Duration
 	// Interval is the reconcile period without gossip changes.
 	Interval time.Duration
+	// Roles, when set, returns each node's current control-plane role
+	// (voter, standby or worker), shown as a node-role.kubernetes.io label.
+	Roles func() map[string]string
 }
 
 // DefaultLifecycleConfig returns the defaults.
@@ -99,6 +105,42 @@ func (l *lifecycle) reconcile(ctx context.Context) {
 		}
 		if dead && time.Since(since) >= l.cfg.EvictAfter {
 			l.evict(ctx, node.Name)
+		}
+	}
+	l.syncRoles(ctx)
+}
+
+// roleLabelPrefix is the label kubectl reads the ROLES column from.
+const roleLabelPrefix = "node-role.kubernetes.io/"
+
+// syncRoles labels every node with its current role (voter, standby or
+// worker), writing only when a node's role changed.
+func (l *lifecycle) syncRoles(ctx context.Context) {
+	if l.cfg.Roles == nil {
+		return
+	}
+	roles := l.cfg.Roles()
+	for _, obj := range l.nodes.List() {
+		node := obj.(*corev1.Node)
+		want := roles[node.Name]
+		if want == "" {
+			want = RoleWorker
+		}
+		patch := map[string]interface{}{}
+		for k := range node.Labels {
+			if strings.HasPrefix(k, roleLabelPrefix) && k != roleLabelPrefix+want {
+				patch[k] = nil
+			}
+		}
+		if _, ok := node.Labels[roleLabelPrefix+want]; !ok {
+			patch[roleLabelPrefix+want] = ""
+		}
+		if len(patch) == 0 {
+			continue
+		}
+		body, _ := json.Marshal(map[string]interface{}{"metadata": map[string]interface{}{"labels": patch}})
+		if _, err := l.client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, body, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			l.log.Warn("node lifecycle: labelling role", "node", node.Name, "err", err)
 		}
 	}
 }

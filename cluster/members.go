@@ -367,3 +367,21 @@ func (d *Daemon) alivePeers() int {
 	}
 	return n
 }
+
+// raftRoles maps each server in the Raft configuration to "voter" or
+// "standby"; everyone else is a worker.
+func (d *Daemon) raftRoles() map[string]string {
+	out := map[string]string{}
+	f := d.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	for _, srv := range f.Configuration().Servers {
+		role := "voter"
+		if srv.Suffrage != raft.Voter {
+			role = "standby"
+		}
+		out[string(srv.ID)] = role
+	}
+	return out
+}

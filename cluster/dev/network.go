@@ -80,7 +80,7 @@ func (c *Cluster) nodeNetUp(n *Node) error {
 	for _, s := range [][]string{
 		{"ip", "link", "set", "lo", "up"},
 		{"ip", "link", "set", peer, "up"},
-		{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"}, // per-namespace; no procps needed
 	} {
 		if err := inNetns(n.Netns, s...); err != nil {
 			return err

@@ -35,21 +35,21 @@ import (
 const defaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
 
 // agentTransport returns the transport to node agents: Config.AgentTransport
-// when set (mutual TLS in a secure cluster), else plain HTTP without
-// keep-alives (an insecure single node).
-func agentTransport(s *Server) *http.Transport {
-	if s.cfg.AgentTransport != nil {
-		return s.cfg.AgentTransport
-	}
+// (mutual TLS in a secure cluster), else plain HTTP (an insecure single
+// node). New fills in the default once.
+func agentTransport(s *Server) *http.Transport { return s.cfg.AgentTransport }
+
+// defaultAgentTransport reaches agents over plain HTTP.
+func defaultAgentTransport() *http.Transport {
 	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
-		DisableKeepAlives:   true,
+		MaxIdleConnsPerHost: 8,
 	}
 }
 
 func agentScheme(s *Server) string {
-	if s.cfg.AgentTransport != nil && s.cfg.AgentTransport.TLSClientConfig != nil {
+	if s.cfg.AgentTransport.TLSClientConfig != nil {
 		return "https"
 	}
 	return "http"

@@ -5,8 +5,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,11 +77,26 @@ func (c *aesGCM) Open(sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// mapSecretData returns a copy of a Secret with every data value passed
-// through fn, or obj itself when it is not a Secret or there is no cipher.
-func mapSecretData(obj proto.Object, c SecretCipher, fn func(SecretCipher, []byte) ([]byte, error)) (proto.Object, error) {
+// lastApplied is kubectl's annotation holding the whole applied manifest,
+// data included: it is sealed like the data (base64, as annotations are
+// strings).
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+const sealedAnnotationPrefix = "skiff-sealed:"
+
+// secretMapper turns one value (seal or open).
+type secretMapper func(SecretCipher, []byte) ([]byte, error)
+
+// mapSecretData returns a copy of a Secret with every data value and the
+// last-applied annotation passed through fn, or obj itself when it is not
+// a Secret or there is no cipher.
+func mapSecretData(obj proto.Object, c SecretCipher, fn secretMapper, sealing bool) (proto.Object, error) {
 	sec, ok := obj.(*corev1.Secret)
-	if !ok || c == nil || len(sec.Data) == 0 {
+	if !ok || c == nil {
+		return obj, nil
+	}
+	note, annotated := sec.Annotations[lastApplied]
+	if len(sec.Data) == 0 && !annotated {
 		return obj, nil
 	}
 	out := sec.DeepCopy()
@@ -90,17 +107,40 @@ func mapSecretData(obj proto.Object, c SecretCipher, fn func(SecretCipher, []byt
 		}
 		out.Data[k] = nv
 	}
+	if annotated {
+		nv, err := mapAnnotation(c, note, sealing)
+		if err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("secret %s/%s annotation %s: %w", sec.Namespace, sec.Name, lastApplied, err))
+		}
+		out.Annotations[lastApplied] = nv
+	}
 	return out, nil
+}
+
+func mapAnnotation(c SecretCipher, v string, sealing bool) (string, error) {
+	if sealing {
+		sealed, err := c.Seal([]byte(v))
+		return sealedAnnotationPrefix + base64.StdEncoding.EncodeToString(sealed), err
+	}
+	if !strings.HasPrefix(v, sealedAnnotationPrefix) {
+		return v, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(v, sealedAnnotationPrefix))
+	if err != nil {
+		return "", ErrSealed
+	}
+	plain, err := c.Open(raw)
+	return string(plain), err
 }
 
 // conceal seals a Secret's values on the way into the store.
 func (s *Server) conceal(obj proto.Object) (proto.Object, error) {
-	return mapSecretData(obj, s.cfg.SecretCipher, SecretCipher.Seal)
+	return mapSecretData(obj, s.cfg.SecretCipher, SecretCipher.Seal, true)
 }
 
 // reveal opens a Secret's values on the way out of the store.
 func (s *Server) reveal(obj proto.Object) (proto.Object, error) {
-	return mapSecretData(obj, s.cfg.SecretCipher, SecretCipher.Open)
+	return mapSecretData(obj, s.cfg.SecretCipher, SecretCipher.Open, false)
 }
 
 // load reads one object from the store, opened.

@@ -27,13 +27,15 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	created, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+	created, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db",
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"stringData":{"password":"` + plain + `"}}`}},
 		Data: map[string][]byte{"password": []byte(plain)}, StringData: map[string]string{"user": "admin"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(created.Data["password"]) != plain || string(created.Data["user"]) != "admin" {
-		t.Fatalf("create answered %q", created.Data)
+	if string(created.Data["password"]) != plain || string(created.Data["user"]) != "admin" ||
+		created.Annotations["kubectl.kubernetes.io/last-applied-configuration"] != `{"stringData":{"password":"`+plain+`"}}` {
+		t.Fatalf("create answered %q %q", created.Data, created.Annotations)
 	}
 	kind, _ := proto.KindForResource("", "secrets")
 	stored, _ := s.Store.Get(kind, "default", "db")

@@ -101,6 +101,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AgentTransport == nil {
+		cfg.AgentTransport = defaultAgentTransport()
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -56,6 +56,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req *request) {
 
 	table, asTable := tableRequested(r)
 	enc := newEventEncoder(w, r, asTable)
+	defer enc.rc.SetWriteDeadline(time.Time{}) // the connection may serve other requests
 	w.WriteHeader(http.StatusOK)
 	enc.flush()
 	for {
@@ -102,12 +103,17 @@ func (s *Server) sendEvent(enc *eventEncoder, kind *proto.Kind, ev fsm.Event, st
 type eventEncoder struct {
 	bw      *bufio.Writer
 	flusher http.Flusher
+	rc      *http.ResponseController
 	json    *json.Encoder
 	proto   bool
 }
 
+// watchWriteTimeout bounds how long one write to a watcher may block: a
+// client that stays connected but stops reading is cut off.
+const watchWriteTimeout = 30 * time.Second
+
 func newEventEncoder(w http.ResponseWriter, r *http.Request, asTable bool) *eventEncoder {
-	e := &eventEncoder{bw: bufio.NewWriter(w)}
+	e := &eventEncoder{bw: bufio.NewWriter(w), rc: http.NewResponseController(w)}
 	e.flusher, _ = w.(http.Flusher)
 	w.Header().Set("Cache-Control", "no-cache, private")
 	if !asTable && negotiate(r) == encProtobuf {
@@ -121,6 +127,7 @@ func newEventEncoder(w http.ResponseWriter, r *http.Request, asTable bool) *even
 }
 
 func (e *eventEncoder) encode(typ watch.EventType, obj runtime.Object) error {
+	e.rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // a full buffer writes through
 	if !e.proto {
 		return e.json.Encode(watchEvent{Type: typ, Object: obj})
 	}
@@ -141,6 +148,7 @@ func (e *eventEncoder) encode(typ watch.EventType, obj runtime.Object) error {
 }
 
 func (e *eventEncoder) flush() {
+	e.rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // best effort: not every writer supports it
 	e.bw.Flush()
 	if e.flusher != nil {
 		e.flusher.Flush()

@@ -77,18 +77,25 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // server's certificate may vouch for a forwarded caller.
 func authenticate(r *http.Request) (Identity, bool) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		r.Header.Del(headerForwardedUser)
-		r.Header.Del(headerForwardedGroup)
+		stripServerHeaders(r)
 		return Identity{}, false
 	}
 	id := IdentityOf(r.TLS.PeerCertificates[0])
-	isServer := id.InGroup(GroupNodes) && id.Role == RoleServer
-	if user := r.Header.Get(headerForwardedUser); user != "" && isServer {
+	if !id.IsServer() {
+		stripServerHeaders(r)
+		return id, true
+	}
+	if user := r.Header.Get(headerForwardedUser); user != "" {
 		return Identity{User: user, Groups: r.Header.Values(headerForwardedGroup)}, true
 	}
-	r.Header.Del(headerForwardedUser)
-	r.Header.Del(headerForwardedGroup)
 	return id, true
+}
+
+// stripServerHeaders drops the headers only servers may send.
+func stripServerHeaders(r *http.Request) {
+	for _, h := range []string{headerForwardedUser, headerForwardedGroup, headerForwarded} {
+		r.Header.Del(h)
+	}
 }
 
 func (g *gate) authorize(id Identity, r *http.Request) error {
@@ -101,7 +108,7 @@ func (g *gate) authorize(id Identity, r *http.Request) error {
 			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
 		}
 		if strings.HasPrefix(r.URL.Path, "/skiff/") {
-			if id.InGroup(GroupNodes) && id.Role == RoleServer && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
+			if id.IsServer() && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
 				return nil
 			}
 			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
@@ -129,7 +136,8 @@ func (g *gate) authorize(id Identity, r *http.Request) error {
 func (g *gate) nodeMay(node string, info api.RequestInfo) bool {
 	switch info.Verb {
 	case "get", "list", "watch":
-		return info.Subresource == "" || info.Subresource == "status"
+		// Secrets are not for nodes: nothing on a node reads them yet.
+		return info.Kind.Resource != "secrets" && (info.Subresource == "" || info.Subresource == "status")
 	}
 	switch info.Kind.Resource {
 	case "events":
@@ -185,6 +193,9 @@ func bodyObjectName(r *http.Request, info api.RequestInfo) (string, error) {
 	r.Body.Close()
 	if err != nil {
 		return "", apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
+	}
+	if len(body) > maxAuthzBody {
+		return "", tooLargeBody()
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	obj := info.Kind.New()

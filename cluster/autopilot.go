@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,6 +24,9 @@ type AutopilotConfig struct {
 	// Interval is how often membership is reconciled without a gossip
 	// change.
 	Interval time.Duration
+	// CaughtUp, when set, reports whether a standby's replica is close
+	// enough to the leader's to be promoted without stalling the quorum.
+	CaughtUp func(id string) bool
 }
 
 // DefaultAutopilotConfig returns the defaults.
@@ -38,12 +42,14 @@ type autopilot struct {
 	g       *Gossip
 	cfg     AutopilotConfig
 	addedAt map[raft.ServerID]time.Time
+	reach   reachability
 }
 
 // RunAutopilot reconciles Raft membership until ctx (the leader term) ends.
 func (n *Node) RunAutopilot(ctx context.Context, g *Gossip, cfg AutopilotConfig) {
 	a := &autopilot{n: n, g: g, cfg: cfg, addedAt: map[raft.ServerID]time.Time{}}
-	changes := g.Subscribe()
+	changes, unsubscribe := g.Subscribe()
+	defer unsubscribe()
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -122,7 +128,7 @@ func (a *autopilot) step(servers []serverView) (bool, error) {
 	}
 	if voters < a.cfg.TargetVoters {
 		for _, s := range servers {
-			if s.Suffrage != raft.Voter && s.healthy && now.Sub(a.added(s.ID, now)) >= a.cfg.PromoteAfter {
+			if s.Suffrage != raft.Voter && s.healthy && now.Sub(a.added(s.ID, now)) >= a.cfg.PromoteAfter && a.caughtUp(s.ID) {
 				a.n.log.Info("autopilot: promoting standby to voter", "server", s.ID)
 				return true, a.n.raft.AddVoter(s.ID, s.Address, 0, 0).Error()
 			}
@@ -158,24 +164,49 @@ func (a *autopilot) gone(s serverView, now time.Time) bool {
 	case MemberDead:
 		// Gossip can be wrong on a starved machine: a server that still
 		// accepts connections on its API port keeps its seat.
-		return now.Sub(s.member.Since) >= a.cfg.DeadServerStabilization && !reachable(s.member.Meta.API)
+		return now.Sub(s.member.Since) >= a.cfg.DeadServerStabilization && !a.reach.reachable(s.member.Meta.API)
 	}
 	return false
 }
 
-// reachable reports whether something accepts TCP connections at addr: a
-// crashed daemon's port refuses at once, a cut-off node's times out, and a
-// merely slow one is still accepted by its kernel.
-func reachable(addr string) bool {
+// reachability answers whether something accepts TCP connections at an
+// address: a crashed daemon's port refuses at once, a cut-off node's times
+// out, and a merely slow one is still accepted by its kernel. Answers are
+// cached briefly so reconcile loops do not dial the same dead node on
+// every pass. Safe for concurrent use.
+type reachability struct {
+	mu    sync.Mutex
+	cache map[string]reachAnswer
+}
+
+type reachAnswer struct {
+	ok bool
+	at time.Time
+}
+
+const reachTTL = 2 * time.Second
+
+func (r *reachability) reachable(addr string) bool {
 	if addr == "" {
 		return false
 	}
-	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
-	if err != nil {
-		return false
+	r.mu.Lock()
+	if a, hit := r.cache[addr]; hit && time.Since(a.at) < reachTTL {
+		r.mu.Unlock()
+		return a.ok
 	}
-	c.Close()
-	return true
+	r.mu.Unlock()
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err == nil {
+		c.Close()
+	}
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = map[string]reachAnswer{}
+	}
+	r.cache[addr] = reachAnswer{ok: err == nil, at: time.Now()}
+	r.mu.Unlock()
+	return err == nil
 }
 
 // remove takes a gone server out of the configuration. A voter is only
@@ -185,7 +216,7 @@ func (a *autopilot) remove(s serverView, servers []serverView, voters, healthyVo
 	if s.Suffrage == raft.Voter {
 		if healthyVoters < a.cfg.TargetVoters {
 			for _, c := range servers {
-				if c.Suffrage != raft.Voter && c.healthy {
+				if c.Suffrage != raft.Voter && c.healthy && a.caughtUp(c.ID) {
 					a.n.log.Info("autopilot: promoting standby to replace dead voter", "standby", c.ID, "dead", s.ID)
 					return a.n.raft.AddVoter(c.ID, c.Address, 0, 0).Error()
 				}
@@ -213,6 +244,10 @@ func (a *autopilot) candidate(servers []serverView) (Member, bool) {
 		}
 	}
 	return Member{}, false
+}
+
+func (a *autopilot) caughtUp(id raft.ServerID) bool {
+	return a.cfg.CaughtUp == nil || a.cfg.CaughtUp(string(id))
 }
 
 // added returns when a standby was added (or long ago if this leader did

@@ -295,7 +295,8 @@ func (d *Daemon) startServing(ctx context.Context, wg *sync.WaitGroup, errc chan
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second,
+				BaseContext: func(net.Listener) context.Context { return ctx }}
 			go func() { <-ctx.Done(); hs.Close() }()
 			if err := hs.Serve(ln); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("cluster: API server: %w", err)
@@ -327,9 +328,13 @@ func (d *Daemon) startTasks(ctx context.Context, wg *sync.WaitGroup, errc chan<-
 				d.log.Warn("control socket stopped", "err", err)
 			}
 		}()
-		if err := d.gossip.Join(d.joinAddrs()); err != nil {
-			d.log.Warn("gossip: could not reach any known member yet", "err", err)
-		}
+		// Joining may wait on dead addresses for seconds: do it aside, and
+		// keep the metadata (a replica or not) current meanwhile.
+		go func() {
+			if err := d.gossip.Join(d.joinAddrs()); err != nil {
+				d.log.Warn("gossip: could not reach any known member yet", "err", err)
+			}
+		}()
 		wg.Add(1)
 		go func() { defer wg.Done(); d.maintainMembership(ctx) }()
 	}
@@ -367,7 +372,9 @@ func (d *Daemon) leaderTasks() []Task {
 	sc := d.cfg.Secure
 	return append(tasks,
 		func(ctx context.Context, _ *rest.Config) error {
-			d.node.RunAutopilot(ctx, d.gossip, sc.Autopilot)
+			ap := sc.Autopilot
+			ap.CaughtUp = func(id string) bool { return d.caughtUp(ctx, id) }
+			d.node.RunAutopilot(ctx, d.gossip, ap)
 			return nil
 		},
 		func(ctx context.Context, rc *rest.Config) error {

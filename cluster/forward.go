@@ -17,6 +17,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/api"
 )
@@ -197,6 +198,23 @@ func (rt *router) leaderAPI() (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(rt.apiPort)), nil
 }
 
+// Headers between servers on a forwarded write.
+const (
+	// headerForwarded marks a write a server forwarded to the leader; the
+	// receiver never forwards it again.
+	headerForwarded = "X-Skiff-Forwarded"
+	// headerNotLeader marks the receiver's refusal because it no longer
+	// leads: nothing was applied, so the sender may retry elsewhere.
+	headerNotLeader = "X-Skiff-Not-Leader"
+)
+
+var errNotLeaderThere = errors.New("cluster: the forwarding target is no longer the leader")
+
+func tooLargeBody() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusRequestEntityTooLarge,
+		Reason: metav1.StatusReasonRequestEntityTooLarge, Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", maxAuthzBody)}}
+}
+
 // leaderWait is how long a request waits for a leader (an election) before
 // it is answered with a retryable 503.
 const leaderWait = 5 * time.Second
@@ -210,20 +228,33 @@ func (rt *router) write(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err)))
 		return
 	}
+	if len(body) > maxAuthzBody {
+		writeStatus(w, tooLargeBody())
+		return
+	}
+	forwarded := r.Header.Get(headerForwarded) != ""
 	deadline := time.Now().Add(leaderWait)
-	failed := ""
+	failed, failedAt := "", time.Time{}
 	for {
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if !rt.node.IsLeader() && forwarded {
+			// Sent here as to the leader, but leadership has moved: never
+			// forward a second time (no loops); the sender will retry.
+			w.Header().Set(headerNotLeader, "1")
+			w.Header().Set("Retry-After", "1")
+			writeStatus(w, apierrors.NewServiceUnavailable("this node is no longer the Raft leader"))
+			return
+		}
 		if rt.node.IsLeader() {
 			if err := rt.catchUp(r.Context()); err == nil {
 				rt.next.ServeHTTP(&appliedIndexWriter{ResponseWriter: w, n: rt.node}, r)
 				return
 			}
-		} else if leader, err := rt.leaderAPI(); err == nil && leader != failed {
+		} else if leader, err := rt.leaderAPI(); err == nil && (leader != failed || time.Since(failedAt) > 200*time.Millisecond) {
 			if rt.forwardOnce(w, r, leader) {
 				return
 			}
-			failed = leader // not reachable: wait for the next leader
+			failed, failedAt = leader, time.Now() // not reachable (yet): wait, then try again
 		}
 		if time.Now().After(deadline) || r.Context().Err() != nil {
 			w.Header().Set("Retry-After", "1")
@@ -246,6 +277,7 @@ func (rt *router) forwardOnce(w http.ResponseWriter, r *http.Request, leader str
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = leader
+			pr.Out.Header.Set(headerForwarded, "1")
 			pr.Out.Header.Set(headerForwardedUser, id.User)
 			pr.Out.Header.Del(headerForwardedGroup)
 			for _, g := range id.Groups {
@@ -254,6 +286,9 @@ func (rt *router) forwardOnce(w http.ResponseWriter, r *http.Request, leader str
 		},
 		Transport: rt.client.Transport,
 		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(headerNotLeader) != "" {
+				return errNotLeaderThere
+			}
 			if idx, err := strconv.ParseUint(resp.Header.Get(headerAppliedIndex), 10, 64); err == nil {
 				ctx, cancel := context.WithTimeout(r.Context(), readIndexTimeout)
 				defer cancel()
@@ -263,8 +298,8 @@ func (rt *router) forwardOnce(w http.ResponseWriter, r *http.Request, leader str
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
-				dialFailed = true // nothing reached the leader
+			if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errNotLeaderThere) {
+				dialFailed = true // nothing was applied there
 				return
 			}
 			rt.log.Warn("forward: lost the leader mid-request", "leader", leader, "err", err)

@@ -198,13 +198,22 @@ func (g *Gossip) Member(name string) (Member, bool) {
 }
 
 // Subscribe returns a channel that receives a (coalesced) signal whenever
-// membership changes.
-func (g *Gossip) Subscribe() <-chan struct{} {
+// membership changes, and the function that ends the subscription.
+func (g *Gossip) Subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	g.mu.Lock()
 	g.subs = append(g.subs, ch)
 	g.mu.Unlock()
-	return ch
+	return ch, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for i, c := range g.subs {
+			if c == ch {
+				g.subs = append(g.subs[:i], g.subs[i+1:]...)
+				return
+			}
+		}
+	}
 }
 
 // observe records a member's state from a memberlist callback.

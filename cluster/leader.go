@@ -64,6 +64,13 @@ func (n *Node) barrierForTerm(gen uint64) {
 		// past Raft's own term-start entry.
 		if err := n.raft.Apply(noop, n.cfg.ApplyTimeout).Error(); err != nil {
 			n.log.Warn("cluster: no-op after election failed", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			n.lead.mu.Lock()
+			stale := n.lead.gen != gen
+			n.lead.mu.Unlock()
+			if stale {
+				return
+			}
 			continue
 		}
 		n.lead.mu.Lock()

@@ -56,6 +56,7 @@ type lifecycle struct {
 	started time.Time
 	nodes   cache.Indexer
 	pods    cache.Indexer
+	reach   reachability
 }
 
 // RunNodeLifecycle runs the controller until ctx ends.
@@ -78,7 +79,8 @@ func RunNodeLifecycle(ctx context.Context, rc *rest.Config, g *Gossip, cfg Lifec
 		return ctx.Err()
 	}
 	l := &lifecycle{cfg: cfg, client: client, gossip: g, log: log, started: time.Now(), nodes: nodeInf.GetIndexer(), pods: podInf.GetIndexer()}
-	changes := g.Subscribe()
+	changes, unsubscribe := g.Subscribe()
+	defer unsubscribe()
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -156,7 +158,7 @@ func (l *lifecycle) verdict(name string) (bool, time.Time, string) {
 	}
 	switch m.State {
 	case MemberDead:
-		if reachable(m.Meta.API) {
+		if l.reach.reachable(m.Meta.API) {
 			return false, time.Time{}, "" // gossip is wrong: the node answers
 		}
 		return true, m.Since, fmt.Sprintf("gossip declared the node dead at %s", m.Since.UTC().Format(time.RFC3339))

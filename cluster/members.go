@@ -34,7 +34,7 @@ const (
 // itself, even without a leader (with a 503 for what needs one): nodes that
 // hold a replica never pass connections on, so passthrough cannot loop.
 func (d *Daemon) canServe() bool {
-	return d.node != nil && d.gossip.Meta().InRaft
+	return d.node != nil && d.inRaftConfig() // an atomic read in raft 1.8
 }
 
 // apiServers lists the API addresses of other alive members that can serve.
@@ -54,7 +54,8 @@ func (d *Daemon) apiServers() []string {
 func (d *Daemon) maintainMembership(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	changes := d.gossip.Subscribe()
+	changes, unsubscribe := d.gossip.Subscribe()
+	defer unsubscribe()
 	for i := 0; ; i++ {
 		select {
 		case <-changes:
@@ -384,4 +385,15 @@ func (d *Daemon) raftRoles() map[string]string {
 		out[string(srv.ID)] = role
 	}
 	return out
+}
+
+// maxPromotionLag is how many entries a standby may trail the leader's
+// commit index and still be promoted to voter.
+const maxPromotionLag = 1000
+
+// caughtUp asks a standby how far it has applied; a worker or an
+// unreachable node never counts as caught up.
+func (d *Daemon) caughtUp(ctx context.Context, id string) bool {
+	st, err := d.peerState(ctx, id)
+	return err == nil && st.AppliedIndex+maxPromotionLag >= d.node.raft.CommitIndex()
 }

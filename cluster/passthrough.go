@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -23,26 +24,55 @@ type passthroughListener struct {
 
 	once  sync.Once
 	local chan net.Conn
-	errc  chan error
+	done  chan struct{} // closed when the listener fails for good
+	err   error         // why; set before done is closed
 }
 
 func (l *passthroughListener) start() {
 	l.local = make(chan net.Conn)
-	l.errc = make(chan error, 1)
-	go func() {
-		for {
-			c, err := l.Listener.Accept()
-			if err != nil {
-				l.errc <- err
-				return
-			}
-			if l.canServe() {
-				l.local <- c
+	l.done = make(chan struct{})
+	go l.acceptLoop()
+}
+
+// acceptLoop accepts until the listener fails for good; temporary errors
+// (such as running out of file descriptors) are retried with back-off.
+func (l *passthroughListener) acceptLoop() {
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				l.log.Warn("api listener: accept failed, retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
 				continue
 			}
-			go l.pipe(c)
+			l.err = err
+			close(l.done)
+			return
 		}
-	}()
+		backoff = 5 * time.Millisecond
+		if l.canServe() {
+			l.handOver(c)
+			continue
+		}
+		go l.pipe(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// handOver gives c to the local server, or closes it after shutdown.
+func (l *passthroughListener) handOver(c net.Conn) {
+	select {
+	case l.local <- c:
+	case <-l.done:
+		c.Close()
+	}
 }
 
 // Accept returns the next connection to serve locally.
@@ -51,9 +81,8 @@ func (l *passthroughListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.local:
 		return c, nil
-	case err := <-l.errc:
-		l.errc <- err
-		return nil, err
+	case <-l.done:
+		return nil, l.err
 	}
 }
 
@@ -69,11 +98,7 @@ func (l *passthroughListener) pipe(c net.Conn) {
 	}
 	if up == nil {
 		l.log.Debug("api passthrough: no server reachable, answering locally", "candidates", len(targets))
-		select {
-		case l.local <- c:
-		case <-l.errc:
-			c.Close()
-		}
+		l.handOver(c)
 		return
 	}
 	defer c.Close()

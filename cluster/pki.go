@@ -245,6 +245,9 @@ type Identity struct {
 	Role   string // server or worker, for node certificates
 }
 
+// IsServer reports whether the identity is a server-role node.
+func (id Identity) IsServer() bool { return id.InGroup(GroupNodes) && id.Role == RoleServer }
+
 // NodeName returns the node a node identity speaks for, or "".
 func (id Identity) NodeName() string {
 	if !id.InGroup(GroupNodes) {
@@ -274,10 +277,17 @@ func IdentityOf(c *x509.Certificate) Identity {
 
 // NodeCertSpec is the certificate a node gets: client and server use,
 // named for the node, its addresses and the shared API server name.
+//
+// Only servers get APIServerName: clients verify that name, so a worker's
+// certificate can never pass for an API server.
 func NodeCertSpec(node, role string, ips []net.IP) CertSpec {
+	dns := []string{node, "localhost"}
+	if role == RoleServer {
+		dns = append(dns, APIServerName)
+	}
 	return CertSpec{
 		CommonName: NodeUserPrefix + node, Orgs: []string{GroupNodes}, OUs: []string{role},
-		DNSNames: []string{node, "localhost", APIServerName}, IPs: append(ips, net.IPv4(127, 0, 0, 1)),
+		DNSNames: dns, IPs: append(ips, net.IPv4(127, 0, 0, 1)),
 		Server: true, TTL: 5 * 365 * 24 * time.Hour,
 	}
 }

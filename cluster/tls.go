@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -72,10 +73,17 @@ var errNotServer = errors.New("cluster: raft peer certificate is not a server ce
 
 // tlsStreamLayer is a raft.StreamLayer over mutual TLS: both ends present
 // node certificates signed by the cluster CA, and both must be servers.
+// Handshakes run off the accept loop, so a peer that never completes one
+// cannot stall Raft's single accepting goroutine.
 type tlsStreamLayer struct {
 	net.Listener
 	advertise net.Addr
 	client    *tls.Config
+
+	ready chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	err   error
 }
 
 // newTLSStreamLayer listens on bind for Raft traffic.
@@ -87,25 +95,58 @@ func newTLSStreamLayer(bind string, advertise net.Addr, b *TLSBundle) (*tlsStrea
 	if advertise == nil {
 		advertise = ln.Addr()
 	}
-	return &tlsStreamLayer{Listener: ln, advertise: advertise, client: b.ClientConfig()}, nil
+	l := &tlsStreamLayer{Listener: ln, advertise: advertise, client: b.ClientConfig(),
+		ready: make(chan net.Conn), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l, nil
+}
+
+func (l *tlsStreamLayer) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if isTemporary(err) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			l.once.Do(func() { l.err = err; close(l.done) })
+			return
+		}
+		go l.handshake(c.(*tls.Conn))
+	}
+}
+
+// handshake verifies a new connection comes from a server, then hands it to
+// Accept; anything else is closed.
+func (l *tlsStreamLayer) handshake(tc *tls.Conn) {
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil || !peerIsServer(tc) {
+		tc.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	select {
+	case l.ready <- tc:
+	case <-l.done:
+		tc.Close()
+	}
 }
 
 // Accept returns the next connection from a verified server.
 func (l *tlsStreamLayer) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		tc := c.(*tls.Conn)
-		tc.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := tc.Handshake(); err != nil || !peerIsServer(tc) {
-			c.Close()
-			continue
-		}
-		tc.SetDeadline(time.Time{})
-		return tc, nil
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, l.err
 	}
+}
+
+// Close stops accepting.
+func (l *tlsStreamLayer) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { l.err = net.ErrClosed; close(l.done) })
+	return err
 }
 
 // Dial connects to a Raft peer and checks it is a server.
@@ -130,8 +171,7 @@ func peerIsServer(c *tls.Conn) bool {
 	if len(certs) == 0 {
 		return false
 	}
-	id := IdentityOf(certs[0])
-	return id.InGroup(GroupNodes) && id.Role == RoleServer
+	return IdentityOf(certs[0]).IsServer()
 }
 
 // bundleFromPEM assembles a bundle from in-memory PEM.
@@ -158,7 +198,7 @@ func (b *TLSBundle) AgentListener(addr string) (net.Listener, error) {
 			return errors.New("a client certificate is required")
 		}
 		id := IdentityOf(cs.PeerCertificates[0])
-		if id.InGroup(GroupMasters) || (id.InGroup(GroupNodes) && id.Role == RoleServer) {
+		if id.InGroup(GroupMasters) || id.IsServer() {
 			return nil
 		}
 		return fmt.Errorf("%s may not use the node agent", id.User)
@@ -166,8 +206,17 @@ func (b *TLSBundle) AgentListener(addr string) (net.Listener, error) {
 	return tls.Listen("tcp", addr, cfg)
 }
 
-// AgentTransport is how a server reaches node agents.
+// AgentTransport is how a server reaches node agents: the agent's
+// certificate must be a node certificate from the cluster CA naming the IP
+// that was dialed (every node certificate carries its node's address).
 func (b *TLSBundle) AgentTransport() *http.Transport {
-	return &http.Transport{TLSClientConfig: b.ClientConfig(), MaxIdleConnsPerHost: 8,
+	cfg := &tls.Config{Certificates: []tls.Certificate{b.Cert}, RootCAs: b.CA.Pool(), MinVersion: tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !IdentityOf(cs.PeerCertificates[0]).InGroup(GroupNodes) {
+				return errors.New("the node agent did not present a node certificate")
+			}
+			return nil
+		}}
+	return &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 8,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 }

@@ -145,3 +145,29 @@ func candidates[T metav1.Object](inf cache.SharedIndexInformer, owner metav1.Obj
 	}
 	return out, nil
 }
+
+// controllerKey returns the "namespace/name" key of the owner of the given
+// kind that controls obj, checking the UID so a namesake does not get
+// another's events; get looks the owner up in a lister.
+func controllerKey[T metav1.Object](obj metav1.Object, kind string, get func(namespace, name string) (T, error)) (string, bool) {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	if ref == nil || ref.Kind != kind {
+		return "", false
+	}
+	owner, err := get(obj.GetNamespace(), ref.Name)
+	if err != nil || owner.GetUID() != ref.UID {
+		return "", false
+	}
+	return obj.GetNamespace() + "/" + owner.GetName(), true
+}
+
+// forMatching calls fn for each owner whose (non-empty) selector matches
+// an orphan's labels: the owners that could adopt it.
+func forMatching[T any](owners []T, selector func(T) *metav1.LabelSelector, orphan map[string]string, fn func(T)) {
+	for _, o := range owners {
+		sel, err := metav1.LabelSelectorAsSelector(selector(o))
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(orphan)) {
+			fn(o)
+		}
+	}
+}

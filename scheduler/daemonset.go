@@ -107,28 +107,16 @@ func (c *daemonSetController) deleteNode(interface{}) { c.enqueueAll() }
 
 // controllerOf returns the key of the DaemonSet controlling pod.
 func (c *daemonSetController) controllerOf(pod *corev1.Pod) (string, bool) {
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil || ref.Kind != daemonSetKind.Kind {
-		return "", false
-	}
-	ds, err := c.dsLister.DaemonSets(pod.Namespace).Get(ref.Name)
-	if err != nil || ds.UID != ref.UID {
-		return "", false
-	}
-	return pod.Namespace + "/" + ds.Name, true
+	return controllerKey(pod, daemonSetKind.Kind, func(ns, name string) (*appsv1.DaemonSet, error) {
+		return c.dsLister.DaemonSets(ns).Get(name)
+	})
 }
 
 // enqueueMatching queues the DaemonSets that could adopt an orphan pod.
 func (c *daemonSetController) enqueueMatching(pod *corev1.Pod) {
-	list, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, ds := range list {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			c.enqueue(ds)
-		}
+	if list, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything()); err == nil {
+		forMatching(list, func(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }, pod.Labels,
+			func(ds *appsv1.DaemonSet) { c.enqueue(ds) })
 	}
 }
 

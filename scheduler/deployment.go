@@ -112,15 +112,9 @@ func (c *deploymentController) deploymentFor(rs *appsv1.ReplicaSet) *appsv1.Depl
 
 // enqueueMatching queues the Deployments that could adopt an orphan RS.
 func (c *deploymentController) enqueueMatching(rs *appsv1.ReplicaSet) {
-	list, err := c.dLister.Deployments(rs.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, d := range list {
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
-			c.enqueue(d)
-		}
+	if list, err := c.dLister.Deployments(rs.Namespace).List(labels.Everything()); err == nil {
+		forMatching(list, func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector }, rs.Labels,
+			func(d *appsv1.Deployment) { c.enqueue(d) })
 	}
 }
 

@@ -74,31 +74,18 @@ func (c *replicaSetController) deleteReplicaSet(obj interface{}) {
 	}
 }
 
-// controllerOf returns the key of the ReplicaSet controlling pod, checking
-// the UID so a namesake does not get another's events.
+// controllerOf returns the key of the ReplicaSet controlling pod.
 func (c *replicaSetController) controllerOf(pod *corev1.Pod) (string, bool) {
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil || ref.Kind != rsKind.Kind {
-		return "", false
-	}
-	rs, err := c.rsLister.ReplicaSets(pod.Namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return "", false
-	}
-	return pod.Namespace + "/" + rs.Name, true
+	return controllerKey(pod, rsKind.Kind, func(ns, name string) (*appsv1.ReplicaSet, error) {
+		return c.rsLister.ReplicaSets(ns).Get(name)
+	})
 }
 
 // enqueueMatching queues the ReplicaSets that could adopt an orphan pod.
 func (c *replicaSetController) enqueueMatching(pod *corev1.Pod) {
-	list, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, rs := range list {
-		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			c.enqueue(rs)
-		}
+	if list, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything()); err == nil {
+		forMatching(list, func(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector }, pod.Labels,
+			func(rs *appsv1.ReplicaSet) { c.enqueue(rs) })
 	}
 }
 

@@ -28,11 +28,25 @@ func (d *Daemon) serveControl(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /leave", func(w http.ResponseWriter, r *http.Request) {
 		d.leaveOnce()
+		// The answer must be on the wire before the daemon stops, or the
+		// caller sees EOF instead of success.
+		w.Header().Set("Content-Length", "5")
 		w.Write([]byte("left\n"))
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		go d.stop()
 	})
 	hs := &http.Server{Handler: mux}
-	go func() { <-ctx.Done(); hs.Close() }()
+	go func() {
+		<-ctx.Done()
+		// Shutdown lets an answer in flight finish; Close would cut it.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if hs.Shutdown(sctx) != nil {
+			hs.Close()
+		}
+	}()
 	err = hs.Serve(ln)
 	os.Remove(path)
 	if ctx.Err() != nil {

@@ -26,6 +26,16 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", msg, native)
 }
 
+// wrapCtx is wrap for calls made with ctx: once ctx has ended, the error is
+// the context's own (containerd may report an expired deadline as Unknown,
+// relayed from the shim), so callers can branch on context.DeadlineExceeded.
+func wrapCtx(ctx context.Context, err error, format string, args ...any) error {
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: %w (%v)", fmt.Sprintf(format, args...), ctx.Err(), toNative(err))
+	}
+	return wrap(err, format, args...)
+}
+
 // sentinelFor maps a containerd error class to an agent sentinel.
 func sentinelFor(err error) error {
 	switch {

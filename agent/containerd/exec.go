@@ -27,15 +27,15 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 	ctx = r.nsCtx(ctx)
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
-		return -1, wrap(err, "load container %s", id)
+		return -1, wrapCtx(ctx, err, "load container %s", id)
 	}
 	task, err := c.Task(ctx, nil)
 	if err != nil {
-		return -1, wrap(err, "container %s is not running", id)
+		return -1, wrapCtx(ctx, err, "container %s is not running", id)
 	}
 	ospec, err := c.Spec(ctx)
 	if err != nil {
-		return -1, wrap(err, "spec of container %s", id)
+		return -1, wrapCtx(ctx, err, "spec of container %s", id)
 	}
 	pspec := *ospec.Process
 	pspec.Args = spec.Cmd
@@ -46,17 +46,17 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 	execID := "exec-" + randomHex(8)
 	proc, err := task.Exec(ctx, execID, &pspec, creator)
 	if err != nil {
-		return -1, wrap(err, "exec in container %s", id)
+		return -1, wrapCtx(ctx, err, "exec in container %s", id)
 	}
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	defer func() { _, _ = proc.Delete(cleanupCtx, client.WithProcessKill) }()
 	statusC, err := proc.Wait(ctx)
 	if err != nil {
-		return -1, wrap(err, "wait for exec in %s", id)
+		return -1, wrapCtx(ctx, err, "wait for exec in %s", id)
 	}
 	if err := proc.Start(ctx); err != nil {
-		return -1, wrap(err, "start exec in %s", id)
+		return -1, wrapCtx(ctx, err, "start exec in %s", id)
 	}
 	if stdin != nil {
 		go func() {
@@ -72,7 +72,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 		code, _, err := st.Result()
 		proc.IO().Wait() // all output copied
 		if err != nil {
-			return -1, wrap(err, "exec in %s", id)
+			return -1, wrapCtx(ctx, err, "exec in %s", id)
 		}
 		return int(code), nil
 	case <-ctx.Done():

@@ -84,6 +84,9 @@ func NewDaemon(t testing.TB, name string, extra ...string) *Daemon {
 		d.Kill()
 		dev.KillContainerd(d.DataDir) // containerd and containers outlive the daemon by design
 		dev.PurgeNode(d.Name, dir)
+		if err := dev.RemoveTree(dir); err != nil {
+			t.Errorf("removing the node's files: %v", err)
+		}
 	})
 	return d
 }

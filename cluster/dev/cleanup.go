@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/skiffhq/skiff/agent/containerd"
 )
@@ -24,15 +25,20 @@ func cleanupRuntime(n *Node) { PurgeNode(n.Name, filepath.Dir(n.DataDir)) }
 // containerd must already be stopped.
 func PurgeNode(node, dir string) {
 	ns := containerd.NamespaceForNode(node)
-	killCgroupProcs(ns)
-	killShims(ns)
+	// Wait for the killed processes to be gone: a dying shim still holds
+	// its state directory, and removing it then fails with ENOTEMPTY.
+	for _, pid := range append(killCgroupProcs(ns), killShims(ns)...) {
+		waitGone(pid)
+	}
 	unmountUnder(dir)
 	removeCgroups(ns)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", ns))
 }
 
-// killCgroupProcs SIGKILLs every process in the namespace's cgroups.
-func killCgroupProcs(ns string) {
+// killCgroupProcs SIGKILLs every process in the namespace's cgroups and
+// returns their PIDs.
+func killCgroupProcs(ns string) []int {
+	var pids []int
 	for _, ctrl := range []string{"memory", "pids", "cpu", "freezer"} {
 		filepath.WalkDir(filepath.Join("/sys/fs/cgroup", ctrl, ns), func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
@@ -42,15 +48,19 @@ func killCgroupProcs(ns string) {
 			for _, f := range strings.Fields(string(data)) {
 				if pid, err := strconv.Atoi(f); err == nil {
 					syscall.Kill(pid, syscall.SIGKILL)
+					pids = append(pids, pid)
 				}
 			}
 			return nil
 		})
 	}
+	return pids
 }
 
-// killShims SIGKILLs containerd shims started for the namespace.
-func killShims(ns string) {
+// killShims SIGKILLs containerd shims started for the namespace and returns
+// their PIDs.
+func killShims(ns string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -63,10 +73,25 @@ func killShims(ns string) {
 			for i, a := range args {
 				if a == "-namespace" && i+1 < len(args) && args[i+1] == ns {
 					syscall.Kill(pid, syscall.SIGKILL)
+					pids = append(pids, pid)
 				}
 			}
 		}
 	}
+	return pids
+}
+
+// RemoveTree removes dir, retrying for a few seconds while the processes
+// that wrote into it (shims, containerd) finish dying.
+func RemoveTree(dir string) error {
+	var err error
+	for i := 0; i < 100; i++ {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
 
 // unmountUnder lazily unmounts every mount point below dir, deepest first.

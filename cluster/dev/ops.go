@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -153,7 +152,7 @@ func (c *Cluster) Down() error {
 		}
 	}
 	c.logf("cluster %s removed", c.Name)
-	return os.RemoveAll(c.dir)
+	return RemoveTree(c.dir)
 }
 
 func raftView(ctx context.Context, rc *rest.Config) (*cluster.RaftView, error) {

@@ -97,6 +97,9 @@ func (s *Server) deleteObject(ctx context.Context, kind *proto.Kind, cur proto.O
 	cm, _ := meta.Accessor(cur)
 	gr := kind.GroupVersionResource().GroupResource()
 	uid := string(cm.GetUID())
+	if want, ok := uidPrecondition(ctx); ok && string(want) != uid {
+		return nil, false, proto.NewUIDConflict(gr, cm.GetName(), string(want), uid)
+	}
 	if pre := opts.Preconditions; pre != nil {
 		if pre.UID != nil && string(*pre.UID) != uid {
 			return nil, false, proto.NewUIDConflict(gr, cm.GetName(), string(*pre.UID), uid)

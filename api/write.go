@@ -175,6 +175,9 @@ func (s *Server) guaranteedUpdate(ctx context.Context, req *request, rv uint64, 
 			return nil, apierrors.NewNotFound(gr, req.name)
 		}
 		cm, _ := meta.Accessor(cur)
+		if want, ok := uidPrecondition(ctx); ok && want != cm.GetUID() {
+			return nil, proto.NewUIDConflict(gr, req.name, string(want), string(cm.GetUID()))
+		}
 		if rv != 0 && strconv.FormatUint(rv, 10) != cm.GetResourceVersion() {
 			return nil, proto.NewConflict(gr, req.name, cm.GetResourceVersion())
 		}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/api"
@@ -66,11 +67,16 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewUnauthorized("a client certificate signed by the cluster CA is required (use the kubeconfig from skiff init or skiff kubeconfig)"))
 		return
 	}
-	if err := g.authorize(id, r); err != nil {
+	uid, err := g.authorize(id, r)
+	if err != nil {
 		writeStatus(w, err)
 		return
 	}
-	g.next.ServeHTTP(w, r.WithContext(withCaller(r.Context(), id)))
+	ctx := withCaller(r.Context(), id)
+	if uid != "" {
+		ctx = api.WithUIDPrecondition(ctx, uid)
+	}
+	g.next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // authenticate reads the caller from the verified client certificate; a
@@ -98,64 +104,72 @@ func stripServerHeaders(r *http.Request) {
 	}
 }
 
-func (g *gate) authorize(id Identity, r *http.Request) error {
+// authorize allows or refuses the request. A node's write allowed because
+// of the pod it targets returns that pod's UID, which the write must then
+// carry as a precondition: the check reads local state, and a same-name pod
+// could be re-created on another node before the write is applied.
+func (g *gate) authorize(id Identity, r *http.Request) (types.UID, error) {
 	if id.InGroup(GroupMasters) {
-		return nil
+		return "", nil
 	}
 	info, isResource := api.ParseRequestInfo(r)
 	if !isResource {
 		if strings.HasPrefix(r.URL.Path, "/debug/") {
-			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
+			return "", apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
 		}
 		if strings.HasPrefix(r.URL.Path, "/skiff/") {
 			if id.IsServer() && strings.HasPrefix(r.URL.Path, "/skiff/v1/internal/") {
-				return nil
+				return "", nil
 			}
-			return apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
+			return "", apierrors.NewForbidden(schema.GroupResource{}, "", denial(fmt.Sprintf("User %q cannot use %s", id.User, r.URL.Path)))
 		}
-		return nil // discovery, openapi, version
+		return "", nil // discovery, openapi, version
 	}
 	if node := id.NodeName(); node != "" {
 		if info.Verb == "create" && info.Kind.Resource == "nodes" && info.Subresource == "" {
 			// Registration: the name is in the body, not the URL.
 			name, err := bodyObjectName(r, info)
 			if err != nil {
-				return err
+				return "", err
 			}
 			info.Name = name
 		}
-		if g.nodeMay(node, info) {
-			return nil
+		if ok, uid := g.nodeMay(node, info); ok {
+			return uid, nil
 		}
 	}
-	return forbidden(id, info)
+	return "", forbidden(id, info)
 }
 
 // nodeMay is the node authorizer: reads are open, writes are limited to the
 // node's own Node object, its pods' status and final deletion, and events.
-func (g *gate) nodeMay(node string, info api.RequestInfo) bool {
+// A pod write is allowed for the pod's UID, which it returns.
+func (g *gate) nodeMay(node string, info api.RequestInfo) (bool, types.UID) {
 	switch info.Verb {
 	case "get", "list", "watch":
 		// Secrets are not for nodes: nothing on a node reads them yet.
-		return info.Kind.Resource != "secrets" && (info.Subresource == "" || info.Subresource == "status")
+		return info.Kind.Resource != "secrets" && (info.Subresource == "" || info.Subresource == "status"), ""
 	}
 	switch info.Kind.Resource {
 	case "events":
-		return info.Verb == "create" || info.Verb == "update" || info.Verb == "patch"
+		return info.Verb == "create" || info.Verb == "update" || info.Verb == "patch", ""
 	case "nodes":
-		return info.Name == node && (info.Subresource == "" || info.Subresource == "status") && info.Verb != "delete" && info.Verb != "deletecollection"
+		return info.Name == node && (info.Subresource == "" || info.Subresource == "status") && info.Verb != "delete" && info.Verb != "deletecollection", ""
 	case "pods":
 		if info.Subresource == "status" && (info.Verb == "update" || info.Verb == "patch") || info.Subresource == "" && info.Verb == "delete" {
 			kind, _ := proto.KindForResource("", "pods")
 			obj, ok := g.store.Get(kind, info.Namespace, info.Name)
 			if !ok {
-				return info.Verb == "delete" // a 404 is no secret
+				return info.Verb == "delete", "" // a 404 is no secret
 			}
 			pod, ok := obj.(*corev1.Pod)
-			return ok && pod.Spec.NodeName == node
+			if !ok || pod.Spec.NodeName != node {
+				return false, ""
+			}
+			return true, pod.UID
 		}
 	}
-	return false
+	return false, ""
 }
 
 func forbidden(id Identity, info api.RequestInfo) error {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/moby/sys/signal"
 
 	"github.com/skiffhq/skiff/agent"
@@ -139,7 +138,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	// The shim itself appends stdout+stderr to the log file, so logging goes
 	// on while the agent is down.
-	task, err = c.NewTask(ctx, cio.LogFile(logPath))
+	task, err = c.NewTask(ctx, shimLogFile(logPath))
 	if err == nil {
 		err = task.Start(ctx)
 		if err != nil {

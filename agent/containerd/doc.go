@@ -26,8 +26,9 @@
 // container identity, attempt, spec hash, log path and cgroup are stored as
 // containerd labels (io.skiff.*), so ListContainers is all a restarted agent
 // needs to adopt running containers. The shim writes a container's
-// stdout+stderr to its log file itself (containerd's file:// log URI), which
-// keeps logging while the agent is down. Exit reasons: OOMKilled when the
+// stdout+stderr to its log file itself (one O_APPEND descriptor per stream;
+// see shimLogFile for why not containerd's file:// URI), which keeps logging
+// while the agent is down. Exit reasons: OOMKilled when the
 // container's memory cgroup counts an OOM kill (read from the kernel's
 // oom_kill counter while the exited task is kept, with containerd's OOM
 // events as fallback), else Completed or Error by exit code.

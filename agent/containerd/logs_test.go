@@ -69,12 +69,13 @@ func TestLogs(t *testing.T) {
 func startLogContainers(t *testing.T, rt *Runtime) (string, string, string, agent.ContainerStatus) {
 	t.Helper()
 	// Attempt 0 prints lines and exits; attempt 1 keeps running and prints
-	// a 4 KiB line, then more once /tmp/go exists. Another container writes
-	// to stderr (the shim copies the two streams independently, so their
+	// a 4 KiB line, then more once /tmp/go exists. Another container closes
+	// its stdout, then writes to stderr: the stderr line must still reach
+	// the log (the shim copies the two streams independently, so their
 	// relative order is not kept).
 	first := podSpec("logs", "app", "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done")
 	firstID := runContainer(t, rt, first)
-	errID := runContainer(t, rt, podSpec("logs", "stderr", "sh", "-c", "echo oops >&2"))
+	errID := runContainer(t, rt, podSpec("logs", "stderr", "sh", "-c", "exec 1>&-; sleep 0.2; echo oops >&2"))
 	waitState(t, rt, firstID, agent.StateExited, 10*time.Second)
 	waitState(t, rt, errID, agent.StateExited, 10*time.Second)
 

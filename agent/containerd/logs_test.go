@@ -45,7 +45,7 @@ func TestLogs(t *testing.T) {
 	})
 
 	t.Run("follow a running container", func(t *testing.T) {
-		fctx := ctxT(t, 500*time.Millisecond)
+		fctx := ctxT(t, 2*time.Second) // follow ends with ctx; room for a loaded machine
 		var buf bytes.Buffer
 		if err := rt.ReadLogs(fctx, secondID, agent.LogOptions{Follow: true}, &buf); err != nil {
 			t.Fatalf("ReadLogs(follow): %v", err)

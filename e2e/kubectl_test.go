@@ -11,7 +11,7 @@ import (
 
 // TestRealKubectl drives a dev cluster with the real kubectl binary, when
 // the machine has one: apply, rollout status, logs and exec through remote
-// agents, describe and explain.
+// agents, describe and explain, and a DaemonSet's rollout history and undo.
 func TestRealKubectl(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
@@ -55,5 +55,52 @@ func TestRealKubectl(t *testing.T) {
 	}
 	if out := must("", "explain", "deployment.spec.replicas"); !strings.Contains(out, "replicas") {
 		t.Fatalf("kubectl explain: %q", out)
+	}
+	daemonSetHistory(t, run, must)
+}
+
+const daemonSet = `apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ticker
+spec:
+  selector:
+    matchLabels: {app: ticker}
+  template:
+    metadata:
+      labels: {app: ticker}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: c
+        image: skiff.local/busybox:latest
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "trap 'exit 0' TERM; while sleep 1; do :; done"]
+`
+
+// daemonSetHistory: kubectl rollout history and undo for a DaemonSet read
+// and apply the ControllerRevisions the controller keeps.
+func daemonSetHistory(t *testing.T, run func(string, ...string) (string, error), must func(string, ...string) string) {
+	must(daemonSet, "apply", "-f", "-")
+	must("", "rollout", "status", "daemonset/ticker", "--timeout", "90s")
+	must("", "set", "env", "daemonset/ticker", "VERSION=2")
+	must("", "rollout", "status", "daemonset/ticker", "--timeout", "90s")
+	out := must("", "rollout", "history", "daemonset/ticker")
+	t.Logf("kubectl rollout history daemonset/ticker:\n%s", out)
+	if !strings.Contains(out, "1 ") || !strings.Contains(out, "2 ") {
+		t.Fatalf("kubectl rollout history: %q, want revisions 1 and 2", out)
+	}
+	if out := must("", "rollout", "undo", "daemonset/ticker"); !strings.Contains(out, "daemonset.apps/ticker rolled back") {
+		t.Fatalf("kubectl rollout undo: %q", out)
+	}
+	must("", "rollout", "status", "daemonset/ticker", "--timeout", "90s")
+	if out := must("", "get", "daemonset", "ticker", "-o", "jsonpath={.spec.template.spec.containers[0].env}"); strings.Contains(out, "VERSION") {
+		t.Fatalf("after undo the template still has env %s", out)
+	}
+	if out := must("", "rollout", "history", "daemonset/ticker", "--revision", "3"); strings.Contains(out, "VERSION") {
+		t.Fatalf("revision 3 should be the original template: %q", out)
+	}
+	if out, err := run("", "rollout", "undo", "daemonset/ticker", "--to-revision", "9"); err == nil || !strings.Contains(out, "unable to find specified revision") {
+		t.Fatalf("undo to a missing revision: err=%v %q", err, out)
 	}
 }

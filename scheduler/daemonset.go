@@ -32,6 +32,7 @@ type daemonSetController struct {
 	dsLister  appslisters.DaemonSetLister
 	nodes     corelisters.NodeLister
 	podInf    cache.SharedIndexInformer
+	revInf    cache.SharedIndexInformer // ControllerRevisions
 	exp       *expectations
 	recorder  record.EventRecorder
 	clock     clock.Clock
@@ -49,6 +50,7 @@ func newDaemonSetController(m *Manager) (*daemonSetController, error) {
 	c.loop = newLoop("daemonset", m.cfg.DaemonSetWorkers, m.cfg.Clock, nil, m.log, c.sync)
 	dsInf, nodeInf, podInf := m.factory.Apps().V1().DaemonSets(), m.factory.Core().V1().Nodes(), m.factory.Core().V1().Pods()
 	c.dsLister, c.nodes, c.podInf = dsInf.Lister(), nodeInf.Lister(), m.informerFor("", "pods")
+	c.revInf = m.informerFor("apps", "controllerrevisions")
 	handlers := []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandlerFuncs
@@ -56,6 +58,7 @@ func newDaemonSetController(m *Manager) (*daemonSetController, error) {
 		{dsInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDaemonSet, UpdateFunc: c.updateDaemonSet, DeleteFunc: c.deleteDaemonSet}},
 		{nodeInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
 		{podInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+		{c.revInf, cache.ResourceEventHandlerFuncs{DeleteFunc: c.deleteRevision}},
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -194,6 +197,9 @@ func (c *daemonSetController) sync(ctx context.Context, key string) error {
 		return err
 	}
 	hash := computeHash(&ds.Spec.Template, ds.Status.CollisionCount)
+	if err := c.syncHistory(ctx, ds, hash, byNode); err != nil {
+		return err
+	}
 	var manageErr error
 	if c.exp.satisfied(key) {
 		manageErr = c.manage(ctx, key, ds, nodes, byNode, hash)

@@ -85,7 +85,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, req *request) {
 		})
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{obj}, 0, false)
+	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{obj}, nil)
 }
 
 // deleteObject deletes cur, gracefully where Kubernetes would: a bound,
@@ -261,5 +261,5 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req *r
 		}
 		deleted = append(deleted, out)
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, deleted, s.store.AppliedIndex(), true)
+	s.writeObjects(w, r, req.kind, http.StatusOK, deleted, &metav1.ListMeta{ResourceVersion: strconv.FormatUint(s.store.AppliedIndex(), 10)})
 }

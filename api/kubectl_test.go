@@ -163,6 +163,7 @@ func TestKubectlGetScaleDelete(t *testing.T) {
 		{[]string{"get", "cm", "settings"}, []string{"NAME       DATA   AGE", "settings   2"}},
 		{[]string{"get", "ns"}, []string{"NAME          STATUS   AGE", "default       Active", "kube-system   Active"}},
 		{[]string{"get", "all"}, []string{"deployment.apps/web   0/2"}},
+		{[]string{"get", "ns", "--chunk-size=1"}, []string{"NAME", "default", "kube-system"}},
 		{[]string{"scale", "deploy", "web", "--replicas=5"}, []string{"deployment.apps/web scaled"}},
 		{[]string{"get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"}, []string{"5"}},
 		{[]string{"delete", "deploy", "web"}, []string{`deployment.apps "web" deleted`}},

@@ -40,7 +40,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req *request, tgt
 		writeError(w, err)
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{stored}, 0, false)
+	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{stored}, nil)
 }
 
 // applyPatch applies a patch to the JSON form of cur and decodes the result.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/proto"
 )
@@ -28,46 +29,76 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, apierrors.NewNotFound(req.kind.GroupVersionResource().GroupResource(), req.name))
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{obj}, 0, false)
+	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{obj}, nil)
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, req *request) {
 	q := r.URL.Query()
-	pred, err := selectorPredicate(req.kind, q.Get("labelSelector"), q.Get("fieldSelector"))
+	limit, err := parseLimit(q.Get("limit"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := s.waitForResourceVersion(r.Context(), q.Get("resourceVersion")); err != nil {
-		writeError(w, err)
-		return
+	var (
+		objs []proto.Object
+		rv   uint64
+	)
+	if token := q.Get("continue"); token != "" {
+		if q.Get("resourceVersion") != "" {
+			writeError(w, apierrors.NewBadRequest("specifying resource version is not allowed when using continue"))
+			return
+		}
+		if objs, rv, err = s.pages.take(token, req.kind); err != nil {
+			writeError(w, err)
+			return
+		}
+	} else {
+		pred, err := selectorPredicate(req.kind, q.Get("labelSelector"), q.Get("fieldSelector"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := s.waitForResourceVersion(r.Context(), q.Get("resourceVersion")); err != nil {
+			writeError(w, err)
+			return
+		}
+		objs, rv = s.store.List(req.kind, req.namespace, pred)
+		if q.Get("resourceVersion") == "0" {
+			limit = 0 // like the watch cache: "any version" lists are never paged
+		}
 	}
-	objs, rv := s.store.List(req.kind, req.namespace, pred)
+	lm := &metav1.ListMeta{ResourceVersion: strconv.FormatUint(rv, 10)}
+	if limit > 0 && int64(len(objs)) > limit {
+		rest := objs[limit:]
+		objs = objs[:limit]
+		lm.Continue = s.pages.put(req.kind, rv, rest)
+		lm.RemainingItemCount = ptr.To(int64(len(rest)))
+	}
 	if objs, err = s.revealAll(objs); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, objs, rv, true)
+	s.writeObjects(w, r, req.kind, http.StatusOK, objs, lm)
 }
 
-// writeObjects writes one object (asList false) or a list, as the typed
-// object or as a Table when the client asks for one.
-func (s *Server) writeObjects(w http.ResponseWriter, r *http.Request, kind *proto.Kind, code int, objs []proto.Object, rv uint64, asList bool) {
+// writeObjects writes one object (lm nil) or a list with lm as its list
+// metadata, as the typed object or as a Table when the client asks for one.
+func (s *Server) writeObjects(w http.ResponseWriter, r *http.Request, kind *proto.Kind, code int, objs []proto.Object, lm *metav1.ListMeta) {
 	if t, ok := tableRequested(r); ok {
 		table, err := toTable(kind, objs, t.includeObject, s.cfg.Now())
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if asList {
-			table.ResourceVersion = strconv.FormatUint(rv, 10)
+		if lm != nil {
+			table.ListMeta = *lm
 		} else if m, err := meta.Accessor(objs[0]); err == nil {
 			table.ResourceVersion = m.GetResourceVersion()
 		}
 		writeEncoded(w, r, code, table)
 		return
 	}
-	if !asList {
+	if lm == nil {
 		writeEncoded(w, r, code, objs[0])
 		return
 	}
@@ -82,7 +113,9 @@ func (s *Server) writeObjects(w http.ResponseWriter, r *http.Request, kind *prot
 	}
 	list.GetObjectKind().SetGroupVersionKind(kind.GVK.GroupVersion().WithKind(kind.GVK.Kind + "List"))
 	if la, err := meta.ListAccessor(list); err == nil {
-		la.SetResourceVersion(strconv.FormatUint(rv, 10))
+		la.SetResourceVersion(lm.ResourceVersion)
+		la.SetContinue(lm.Continue)
+		la.SetRemainingItemCount(lm.RemainingItemCount)
 	}
 	writeEncoded(w, r, code, list)
 }

@@ -91,6 +91,7 @@ type Server struct {
 	mux   *http.ServeMux
 
 	openapi openAPIDocs
+	pages   *pageCache // the rest of paged lists
 }
 
 // New returns a Server for cfg.
@@ -104,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentTransport == nil {
 		cfg.AgentTransport = defaultAgentTransport()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, mux: http.NewServeMux(), pages: newPageCache(cfg.Now)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -52,7 +52,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, err)
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusCreated, []proto.Object{stored}, 0, false)
+	s.writeObjects(w, r, req.kind, http.StatusCreated, []proto.Object{stored}, nil)
 }
 
 // decodeRequest reads and decodes the object in the request body; the
@@ -141,7 +141,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req *request, tg
 		writeError(w, err)
 		return
 	}
-	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{stored}, 0, false)
+	s.writeObjects(w, r, req.kind, http.StatusOK, []proto.Object{stored}, nil)
 }
 
 func parseRV(rv string) (uint64, error) {

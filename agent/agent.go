@@ -32,6 +32,7 @@ type Agent struct {
 	rt     Runtime
 	clock  clock.WithTicker
 	client kubernetes.Interface
+	config configSource // ConfigMaps and Secrets for environments
 	nodeIP string
 
 	cache   *containerCache
@@ -69,7 +70,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent API client: %w", err)
 	}
 	a := &Agent{
-		cfg: cfg, log: log, rt: cfg.Runtime, clock: clk, client: client,
+		cfg: cfg, log: log, rt: cfg.Runtime, clock: clk, client: client, config: apiConfigSource{client},
 		cache:  newContainerCache(),
 		images: &imageIDs{byRef: map[string]string{}},
 		synced: make(chan struct{}),

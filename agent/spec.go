@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,8 +24,8 @@ type podEnv struct {
 
 // containerSpec builds the runtime spec of container c of pod in sandbox
 // sb (Attempt, Labels and SpecHash are the caller's).
-func containerSpec(pod *corev1.Pod, c *corev1.Container, sb Sandbox, penv podEnv) (ContainerSpec, error) {
-	env, err := containerEnv(pod, c, penv)
+func containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, sb Sandbox, penv podEnv, src configSource) (ContainerSpec, error) {
+	env, err := containerEnv(ctx, pod, c, penv, src)
 	if err != nil {
 		return ContainerSpec{}, err
 	}
@@ -54,30 +55,37 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, sb Sandbox, penv podEnv
 	return spec, nil
 }
 
-// containerEnv resolves c's environment: literal values with $(VAR)
-// references to earlier variables expanded, and the downward API fields
-// of the pod. ConfigMap and Secret references are not supported yet.
-func containerEnv(pod *corev1.Pod, c *corev1.Container, penv podEnv) ([]EnvVar, error) {
-	if len(c.EnvFrom) > 0 {
-		return nil, fmt.Errorf("%w: envFrom is not supported yet", errConfig)
+// containerEnv resolves c's environment like the kubelet: first every key
+// of envFrom's ConfigMaps and Secrets, then env, whose literal values have
+// $(VAR) references to earlier variables expanded and whose valueFrom reads
+// a ConfigMap or Secret key or a downward API field of the pod. A later
+// setting of a name replaces an earlier one.
+func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, penv podEnv, src configSource) ([]EnvVar, error) {
+	b := newEnvBuilder()
+	if err := addEnvFrom(ctx, pod, c, src, b); err != nil {
+		return nil, err
 	}
-	out := make([]EnvVar, 0, len(c.Env))
-	vars := map[string]string{}
 	for _, e := range c.Env {
-		v := expand(e.Value, vars)
-		if e.ValueFrom != nil {
+		v := expand(e.Value, b.vars)
+		if from := e.ValueFrom; from != nil {
 			var err error
-			if v, err = envSource(pod, c, e, penv); err != nil {
+			if from.ConfigMapKeyRef != nil || from.SecretKeyRef != nil {
+				var ok bool
+				if v, ok, err = keyRef(ctx, pod, src, from); err != nil {
+					return nil, fmt.Errorf("%w (env %s)", err, e.Name)
+				} else if !ok {
+					continue
+				}
+			} else if v, err = envSource(pod, c, e, penv); err != nil {
 				return nil, err
 			}
 		}
-		vars[e.Name] = v
-		out = append(out, EnvVar{Name: e.Name, Value: v})
+		b.set(e.Name, v)
 	}
-	return out, nil
+	return b.out, nil
 }
 
-// envSource resolves an env var's valueFrom.
+// envSource resolves an env var's downward API valueFrom.
 func envSource(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, penv podEnv) (string, error) {
 	src := e.ValueFrom
 	switch {
@@ -108,7 +116,7 @@ func envSource(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, penv podEn
 	case src.ResourceFieldRef != nil:
 		return resourceField(c, src.ResourceFieldRef)
 	}
-	return "", fmt.Errorf("%w: env %s: configMapKeyRef and secretKeyRef are not supported yet", errConfig, e.Name)
+	return "", fmt.Errorf("%w: env %s: empty valueFrom", errConfig, e.Name)
 }
 
 // resourceField resolves a resourceFieldRef of the container itself.

@@ -197,9 +197,11 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, s startAction) {
 		w.startContainer(ctx, pod, c.Name, s.existingID)
 		return
 	}
-	spec, err := containerSpec(pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP})
+	spec, err := containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, a.config)
 	if err != nil {
-		w.fail(c, reasonCreateContainerConf, err.Error())
+		if ctx.Err() == nil {
+			w.fail(c, reasonCreateContainerConf, err.Error())
+		}
 		return
 	}
 	img, err := a.rt.EnsureImage(ctx, c.Image, pullPolicy(c.ImagePullPolicy))

@@ -147,8 +147,11 @@ func (g *gate) authorize(id Identity, r *http.Request) (types.UID, error) {
 func (g *gate) nodeMay(node string, info api.RequestInfo) (bool, types.UID) {
 	switch info.Verb {
 	case "get", "list", "watch":
-		// Secrets are not for nodes: nothing on a node reads them yet.
-		return info.Kind.Resource != "secrets" && (info.Subresource == "" || info.Subresource == "status"), ""
+		if info.Kind.Resource == "secrets" {
+			// Only one by one, and only those its own pods refer to.
+			return info.Verb == "get" && info.Subresource == "" && g.podsOnNodeUseSecret(node, info.Namespace, info.Name), ""
+		}
+		return info.Subresource == "" || info.Subresource == "status", ""
 	}
 	switch info.Kind.Resource {
 	case "events":
@@ -170,6 +173,76 @@ func (g *gate) nodeMay(node string, info api.RequestInfo) (bool, types.UID) {
 		}
 	}
 	return false, ""
+}
+
+// podsOnNodeUseSecret reports whether a pod bound to node refers to the
+// Secret namespace/name (environment, volumes, image pull secrets), like
+// Kubernetes' node authorizer graph.
+func (g *gate) podsOnNodeUseSecret(node, namespace, name string) bool {
+	if name == "" || namespace == "" {
+		return false
+	}
+	kind, _ := proto.KindForResource("", "pods")
+	pods, _ := g.store.List(kind, namespace, func(o proto.Object) bool {
+		p, ok := o.(*corev1.Pod)
+		return ok && p.Spec.NodeName == node
+	})
+	for _, o := range pods {
+		if podUsesSecret(o.(*corev1.Pod), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// podUsesSecret reports whether the pod's spec names the Secret: image pull
+// secrets, container environments, secret and projected volumes and CSI
+// node-publish secrets.
+func podUsesSecret(pod *corev1.Pod, name string) bool {
+	for _, r := range pod.Spec.ImagePullSecrets {
+		if r.Name == name {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if containerUsesSecret(&c, name) {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		if containerUsesSecret(&c, name) {
+			return true
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.Secret != nil && v.Secret.SecretName == name:
+			return true
+		case v.CSI != nil && v.CSI.NodePublishSecretRef != nil && v.CSI.NodePublishSecretRef.Name == name:
+			return true
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil && src.Secret.Name == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func containerUsesSecret(c *corev1.Container, name string) bool {
+	for _, from := range c.EnvFrom {
+		if from.SecretRef != nil && from.SecretRef.Name == name {
+			return true
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func forbidden(id Identity, info api.RequestInfo) error {

@@ -33,6 +33,45 @@ spec:
           periodSeconds: 1
 `
 
+// configPod prints its environment, built from a ConfigMap and a Secret,
+// and exits.
+const configPod = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  MODE: production
+  GREETING: hello
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-secret
+stringData:
+  password: s3cret
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: config
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: skiff.local/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo mode=$APP_MODE greeting=$APP_GREETING password=$DB_PASSWORD url=$URL"]
+    envFrom:
+    - prefix: APP_
+      configMapRef: {name: app-config}
+    env:
+    - name: DB_PASSWORD
+      valueFrom:
+        secretKeyRef: {name: app-secret, key: password}
+    - name: URL
+      value: "db://$(APP_MODE)"
+`
+
 const ghostPod = `apiVersion: v1
 kind: Pod
 metadata:
@@ -46,8 +85,8 @@ spec:
 
 // TestPodsRunForReal is issue 3's acceptance with the real binary: a
 // Deployment of three httpd pods runs in containerd and gets Ready; logs and
-// exec work through the API; a missing image is reported without hurting
-// anything else; a kill -9 of the daemon leaves the same containers running.
+// exec work through the API; a pod's environment comes from a ConfigMap and
+// a Secret; a missing image is reported without hurting anything else; a kill -9 of the daemon leaves the same containers running.
 func TestPodsRunForReal(t *testing.T) {
 	RequireRoot(t)
 	d := NewDaemon(t, "pods")
@@ -67,6 +106,12 @@ func TestPodsRunForReal(t *testing.T) {
 	if out := d.MustCLI("", "exec", pod, "--", "wget", "-qO-", "127.0.0.1:8080"); !strings.Contains(out, "<h1>skiff</h1>") {
 		t.Fatalf("exec wget printed %q", out)
 	}
+
+	d.MustCLI(configPod, "apply", "-f", "-")
+	Eventually(t, 60*time.Second, "the config pod to print its environment", func() (bool, error) {
+		out, err := d.CLI("", "logs", "config")
+		return strings.Contains(out, "mode=production greeting=hello password=s3cret url=db://production"), fmt.Errorf("%v: %s", err, out)
+	})
 
 	d.MustCLI(ghostPod, "apply", "-f", "-")
 	Eventually(t, 60*time.Second, "ghost pod to report ErrImagePull", func() (bool, error) {

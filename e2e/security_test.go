@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -124,16 +125,43 @@ func workerServes(t *testing.T, c *dev.Cluster, w *dev.Node, admin kubernetes.In
 	if _, err := NodeClient(t, c, w.Name).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("API through the worker: %v", err)
 	}
-	// And its agent runs pods, talking to the API through that port.
+	// And its agent runs pods, talking to the API through that port. The
+	// pod's environment needs a Secret, which the node authorizer lets the
+	// worker read because its pod refers to it: the container gets past
+	// its configuration to the (failing) image pull.
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "worker-env"}, StringData: map[string]string{"token": "t0ken"}}
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "on-worker"}, Spec: corev1.PodSpec{NodeName: w.Name,
-		Containers: []corev1.Container{{Name: "c", Image: "127.0.0.1:1/none:v1", ImagePullPolicy: corev1.PullIfNotPresent}}}}
+		Containers: []corev1.Container{{Name: "c", Image: "127.0.0.1:1/none:v1", ImagePullPolicy: corev1.PullIfNotPresent,
+			Env: []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "worker-env"}, Key: "token"}}}}}}}}
 	if _, err := admin.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 60*time.Second, "the worker's agent to report on its pod", func() (bool, error) {
+	Eventually(t, 60*time.Second, "the worker's agent to resolve the env and try the pull", func() (bool, error) {
 		p, err := admin.CoreV1().Pods("default").Get(ctx, "on-worker", metav1.GetOptions{})
-		return err == nil && len(p.Status.ContainerStatuses) == 1, err
+		if err != nil || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+			return false, err
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		if w.Reason == "CreateContainerConfigError" {
+			return false, fmt.Errorf("the worker could not build the environment: %s", w.Message)
+		}
+		return w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff", nil
 	})
+	// The worker may read that Secret, and no other.
+	wc := nodeClient(t, w)
+	if _, err := wc.CoreV1().Secrets("default").Get(ctx, "worker-env", metav1.GetOptions{}); err != nil {
+		t.Fatalf("a worker reading its pod's Secret: %v", err)
+	}
+	if _, err := wc.CoreV1().Secrets("default").Get(ctx, "sealed", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("a worker reading another Secret: want 403, got %v", err)
+	}
+	if _, err := wc.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("a worker listing Secrets: want 403, got %v", err)
+	}
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -23,9 +23,9 @@ func TestNodeAuthorizer(t *testing.T) {
 			Containers: []corev1.Container{{Name: "c", Image: "i", Env: []corev1.EnvVar{{Name: "P", ValueFrom: &corev1.EnvVarSource{
 				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "by-env"}, Key: "k"}}}}}}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "from", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "n1",
-			InitContainers: []corev1.Container{{Name: "i", Image: "i", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "by-envfrom"}}}}}},
-			Containers:     []corev1.Container{{Name: "c", Image: "i"}},
-			Volumes:        []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "by-volume"}}}},
+			InitContainers:   []corev1.Container{{Name: "i", Image: "i", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "by-envfrom"}}}}}},
+			Containers:       []corev1.Container{{Name: "c", Image: "i"}},
+			Volumes:          []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "by-volume"}}}},
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "by-pull"}}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "n2",
 			Containers: []corev1.Container{{Name: "c", Image: "i", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "on-n2"}}}}}}}},

@@ -310,3 +310,14 @@ func (f *fakeRuntime) Container(id string) (ContainerStatus, bool) {
 	}
 	return c.st, true
 }
+
+// Spec returns the spec a container was created with.
+func (f *fakeRuntime) Spec(id string) (ContainerSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return ContainerSpec{}, false
+	}
+	return c.spec, true
+}

@@ -197,7 +197,14 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, s startAction) {
 		w.startContainer(ctx, pod, c.Name, s.existingID)
 		return
 	}
-	spec, err := containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, a.config)
+	vols, err := a.setUpVolumes(ctx, pod)
+	var spec ContainerSpec
+	if err == nil {
+		spec, err = containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, a.config)
+	}
+	if err == nil {
+		spec.Mounts, err = volumeMounts(c, vols)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			w.fail(c, reasonCreateContainerConf, err.Error())

@@ -97,6 +97,9 @@ func (w *podWorker) removeAll(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	w.sandbox = nil
+	if err := a.tearDownVolumes(w.uid); err != nil {
+		return fmt.Errorf("remove volumes: %w", err)
+	}
 	return a.rt.RemovePodLogs(ctx, pod.Namespace, pod.Name, w.uid)
 }
 
@@ -124,6 +127,14 @@ func (a *Agent) collectOrphans(ctx context.Context) {
 			logsDone[c.PodUID] = true
 			if err := a.rt.RemovePodLogs(ctx, c.PodNamespace, c.PodName, c.PodUID); err != nil {
 				a.log.Warn("remove orphaned logs", "uid", c.PodUID, "err", err)
+			}
+		}
+	}
+	for _, uid := range a.volumeUIDs() {
+		if !a.workers.has(uid) && len(a.cache.pod(uid)) == 0 {
+			a.log.Info("removing orphaned volumes", "uid", uid)
+			if err := a.tearDownVolumes(uid); err != nil {
+				a.log.Warn("remove orphaned volumes", "uid", uid, "err", err)
 			}
 		}
 	}

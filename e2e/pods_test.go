@@ -34,7 +34,8 @@ spec:
 `
 
 // configPod prints its environment, built from a ConfigMap and a Secret,
-// and exits.
+// and files from its volumes (an emptyDir its init container wrote, a
+// ConfigMap and a read-only Secret volume), and exits.
 const configPod = `apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -56,11 +57,30 @@ metadata:
   name: config
 spec:
   restartPolicy: Never
+  initContainers:
+  - name: init
+    image: skiff.local/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo from-init > /scratch/note"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+  - name: scratch
+    emptyDir: {}
+  - name: www
+    configMap:
+      name: app-config
+      items: [{key: GREETING, path: index.html}]
+  - name: certs
+    secret: {secretName: app-secret}
   containers:
   - name: c
     image: skiff.local/busybox:latest
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "echo mode=$APP_MODE greeting=$APP_GREETING password=$DB_PASSWORD url=$URL"]
+    command: ["sh", "-c", "echo mode=$APP_MODE greeting=$APP_GREETING password=$DB_PASSWORD url=$URL; echo note=$(cat /scratch/note) page=$(cat /www/index.html) key=$(cat /certs/password); touch /certs/x || echo read-only"]
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: www, mountPath: /www}
+    - {name: certs, mountPath: /certs, readOnly: true}
     envFrom:
     - prefix: APP_
       configMapRef: {name: app-config}
@@ -85,8 +105,8 @@ spec:
 
 // TestPodsRunForReal is issue 3's acceptance with the real binary: a
 // Deployment of three httpd pods runs in containerd and gets Ready; logs and
-// exec work through the API; a pod's environment comes from a ConfigMap and
-// a Secret; a missing image is reported without hurting anything else; a kill -9 of the daemon leaves the same containers running.
+// exec work through the API; a pod's environment and volumes come from a
+// ConfigMap and a Secret; a missing image is reported without hurting anything else; a kill -9 of the daemon leaves the same containers running.
 func TestPodsRunForReal(t *testing.T) {
 	RequireRoot(t)
 	d := NewDaemon(t, "pods")
@@ -110,7 +130,8 @@ func TestPodsRunForReal(t *testing.T) {
 	d.MustCLI(configPod, "apply", "-f", "-")
 	Eventually(t, 60*time.Second, "the config pod to print its environment", func() (bool, error) {
 		out, err := d.CLI("", "logs", "config")
-		return strings.Contains(out, "mode=production greeting=hello password=s3cret url=db://production"), fmt.Errorf("%v: %s", err, out)
+		return strings.Contains(out, "mode=production greeting=hello password=s3cret url=db://production") &&
+			strings.Contains(out, "note=from-init page=hello key=s3cret") && strings.Contains(out, "read-only"), fmt.Errorf("%v: %s", err, out)
 	})
 
 	d.MustCLI(ghostPod, "apply", "-f", "-")

@@ -1,0 +1,306 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// Pod volumes live under DataDir/pods/<uid>/volumes/<name>; containers get
+// them as bind mounts. Supported: emptyDir (on disk, or tmpfs for medium
+// Memory), hostPath (with its type checks), configMap and secret (files
+// written when a container is created; secrets always on tmpfs, so their
+// values never reach the node's disk). Other volume types are a
+// CreateContainerConfigError naming the type.
+
+// podVolumesDir is the directory of one pod's volumes.
+func (a *Agent) podVolumesDir(uid string) string {
+	return filepath.Join(a.cfg.DataDir, "pods", uid, "volumes")
+}
+
+// setUpVolumes prepares every volume of the pod (idempotent; ConfigMap and
+// Secret contents are refreshed) and returns each volume's host path.
+func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
+	paths := make(map[string]string, len(pod.Spec.Volumes))
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		p, err := a.setUpVolume(ctx, pod, v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: volume %q: %w", errConfig, v.Name, err)
+		}
+		paths[v.Name] = p
+	}
+	return paths, nil
+}
+
+func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) (string, error) {
+	dir := filepath.Join(a.podVolumesDir(string(pod.UID)), v.Name)
+	switch {
+	case v.EmptyDir != nil:
+		if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+			size := ""
+			if q := v.EmptyDir.SizeLimit; q != nil {
+				size = strconv.FormatInt(q.Value(), 10)
+			}
+			return dir, ensureTmpfs(dir, 0o777, size)
+		}
+		if err := os.MkdirAll(dir, 0o777); err != nil {
+			return "", err
+		}
+		return dir, os.Chmod(dir, 0o777) // writable whatever the user, as the kubelet does
+	case v.HostPath != nil:
+		return v.HostPath.Path, checkHostPath(v.HostPath)
+	case v.ConfigMap != nil:
+		src := v.ConfigMap
+		cm, err := a.config.ConfigMap(ctx, pod.Namespace, src.Name)
+		if err != nil {
+			if apierrors.IsNotFound(err) && isOptional(src.Optional) {
+				return dir, writePayload(dir, nil, 0o644, nil)
+			}
+			return "", configErr(err, "configmap", src.Name)
+		}
+		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+		for k, val := range cm.Data {
+			data[k] = []byte(val)
+		}
+		for k, val := range cm.BinaryData {
+			data[k] = val
+		}
+		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "ConfigMap "+pod.Namespace+"/"+src.Name)
+	case v.Secret != nil:
+		src := v.Secret
+		if err := ensureTmpfs(dir, 0o755, ""); err != nil {
+			return "", err
+		}
+		s, err := a.config.Secret(ctx, pod.Namespace, src.SecretName)
+		if err != nil {
+			if apierrors.IsNotFound(err) && isOptional(src.Optional) {
+				return dir, writePayload(dir, nil, 0o644, nil)
+			}
+			return "", configErr(err, "secret", src.SecretName)
+		}
+		return dir, writeProjection(dir, s.Data, src.Items, src.DefaultMode, src.Optional, "Secret "+pod.Namespace+"/"+src.SecretName)
+	}
+	return "", fmt.Errorf("volume type %s is not supported", volumeType(v))
+}
+
+// writeProjection writes data (all keys, or the listed items) into dir.
+func writeProjection(dir string, data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, optional *bool, what string) error {
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	files := map[string][]byte{}
+	modes := map[string]os.FileMode{}
+	if len(items) == 0 {
+		for k, v := range data {
+			files[k] = v
+		}
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			if isOptional(optional) {
+				continue
+			}
+			return fmt.Errorf("couldn't find key %s in %s", it.Key, what)
+		}
+		if err := checkRelativePath(it.Path); err != nil {
+			return err
+		}
+		files[it.Path] = v
+		if it.Mode != nil {
+			modes[it.Path] = os.FileMode(*it.Mode)
+		}
+	}
+	return writePayload(dir, files, mode, modes)
+}
+
+// writePayload makes dir hold exactly files: each written to a temporary
+// file and renamed into place (a container never reads half a file), and
+// files no longer in the payload removed.
+func writePayload(dir string, files map[string][]byte, mode os.FileMode, modes map[string]os.FileMode) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		m, ok := modes[name]
+		if !ok {
+			m = mode
+		}
+		tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+		if err := os.WriteFile(tmp, files[name], m.Perm()); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp, m.Perm()); err != nil { // past the umask
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return err
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if _, keep := files[rel]; !keep {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// checkRelativePath refuses item paths that are absolute or leave the
+// volume.
+func checkRelativePath(p string) error {
+	if p == "" || filepath.IsAbs(p) || strings.HasPrefix(filepath.Clean(p), "..") {
+		return fmt.Errorf("item path %q must be relative and stay inside the volume", p)
+	}
+	return nil
+}
+
+// checkHostPath applies a hostPath volume's type.
+func checkHostPath(hp *corev1.HostPathVolumeSource) error {
+	if !filepath.IsAbs(hp.Path) {
+		return fmt.Errorf("hostPath %q must be absolute", hp.Path)
+	}
+	typ := corev1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	fi, err := os.Stat(hp.Path)
+	switch typ {
+	case corev1.HostPathUnset:
+		return nil
+	case corev1.HostPathDirectoryOrCreate:
+		if errors.Is(err, os.ErrNotExist) {
+			return os.MkdirAll(hp.Path, 0o755)
+		}
+	case corev1.HostPathFileOrCreate:
+		if errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(hp.Path, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hostPath type check failed: %w", err)
+	}
+	want := map[corev1.HostPathType]func(os.FileMode) bool{
+		corev1.HostPathDirectoryOrCreate: os.FileMode.IsDir,
+		corev1.HostPathDirectory:         os.FileMode.IsDir,
+		corev1.HostPathFileOrCreate:      os.FileMode.IsRegular,
+		corev1.HostPathFile:              os.FileMode.IsRegular,
+		corev1.HostPathSocket:            func(m os.FileMode) bool { return m&os.ModeSocket != 0 },
+		corev1.HostPathCharDev:           func(m os.FileMode) bool { return m&os.ModeCharDevice != 0 },
+		corev1.HostPathBlockDev:          func(m os.FileMode) bool { return m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0 },
+	}[typ]
+	if want == nil || !want(fi.Mode()) {
+		return fmt.Errorf("hostPath type check failed: %s is not a %s", hp.Path, typ)
+	}
+	return nil
+}
+
+// volumeMounts turns c's volumeMounts into bind mounts of the prepared
+// volumes.
+func volumeMounts(c *corev1.Container, paths map[string]string) ([]Mount, error) {
+	out := make([]Mount, 0, len(c.VolumeMounts))
+	for _, vm := range c.VolumeMounts {
+		host, ok := paths[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: volumeMount %q: the pod has no such volume", errConfig, vm.Name)
+		}
+		if vm.SubPath != "" {
+			if err := checkRelativePath(vm.SubPath); err != nil {
+				return nil, fmt.Errorf("%w: volumeMount %q: subPath: %w", errConfig, vm.Name, err)
+			}
+			host = filepath.Join(host, vm.SubPath)
+			if _, err := os.Stat(host); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(host, 0o777); err != nil {
+					return nil, fmt.Errorf("%w: volumeMount %q: subPath: %w", errConfig, vm.Name, err)
+				}
+			}
+		}
+		out = append(out, Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly})
+	}
+	return out, nil
+}
+
+// tearDownVolumes unmounts and removes a pod's volume directories.
+func (a *Agent) tearDownVolumes(uid string) error {
+	if uid == "" || uid == "." || uid == ".." || strings.Contains(uid, "/") {
+		return fmt.Errorf("bad pod UID %q", uid)
+	}
+	root := filepath.Join(a.cfg.DataDir, "pods", uid)
+	entries, _ := os.ReadDir(filepath.Join(root, "volumes"))
+	for _, e := range entries {
+		if err := unmountIfMounted(filepath.Join(root, "volumes", e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(root)
+}
+
+// volumeUIDs lists the pod UIDs that have volume directories.
+func (a *Agent) volumeUIDs() []string {
+	entries, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "pods"))
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// volumeType names the kind of an unsupported volume.
+func volumeType(v *corev1.Volume) string {
+	switch {
+	case v.PersistentVolumeClaim != nil:
+		return "persistentVolumeClaim"
+	case v.Projected != nil:
+		return "projected"
+	case v.DownwardAPI != nil:
+		return "downwardAPI"
+	case v.NFS != nil:
+		return "nfs"
+	case v.CSI != nil:
+		return "csi"
+	case v.Ephemeral != nil:
+		return "ephemeral"
+	case v.Image != nil:
+		return "image"
+	}
+	return "(unknown)"
+}
+
+// tmpfsOptions builds the mount data for a tmpfs of the given mode and
+// size ("" or "0": no limit beyond the default).
+func tmpfsOptions(mode os.FileMode, size string) string {
+	opts := "mode=" + strconv.FormatUint(uint64(mode.Perm()), 8)
+	if size != "" && size != "0" {
+		opts += ",size=" + size
+	}
+	return opts
+}

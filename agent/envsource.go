@@ -56,34 +56,57 @@ func (b *envBuilder) set(name, value string) {
 	b.out = append(b.out, EnvVar{Name: name, Value: value})
 }
 
+// configData reads the data of a ConfigMap (secret false; BinaryData too
+// when withBinary) or of a Secret. found is false when an optional object
+// does not exist; a missing required one is a config error.
+func configData(ctx context.Context, src configSource, secret bool, namespace, name string, optional *bool, withBinary bool) (data map[string][]byte, found bool, err error) {
+	what := "configmap"
+	if secret {
+		what = "secret"
+		var s *corev1.Secret
+		if s, err = src.Secret(ctx, namespace, name); err == nil {
+			data = s.Data
+		}
+	} else {
+		var cm *corev1.ConfigMap
+		if cm, err = src.ConfigMap(ctx, namespace, name); err == nil {
+			data = make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			for k, v := range cm.BinaryData {
+				if withBinary {
+					data[k] = v
+				}
+			}
+		}
+	}
+	switch {
+	case err == nil:
+		return data, true, nil
+	case apierrors.IsNotFound(err) && isOptional(optional):
+		return nil, false, nil
+	}
+	return nil, false, configErr(err, what, name)
+}
+
 // addEnvFrom adds every key of the ConfigMaps and Secrets of c.EnvFrom, in
 // order, each with its prefix. Keys that are not valid variable names are
 // skipped, as the kubelet does.
 func addEnvFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src configSource, b *envBuilder) error {
 	for _, from := range c.EnvFrom {
-		var data map[string]string
+		var (
+			data map[string][]byte
+			err  error
+		)
 		switch {
 		case from.ConfigMapRef != nil:
-			cm, err := src.ConfigMap(ctx, pod.Namespace, from.ConfigMapRef.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && isOptional(from.ConfigMapRef.Optional) {
-					continue
-				}
-				return configErr(err, "configmap", from.ConfigMapRef.Name)
-			}
-			data = cm.Data
+			data, _, err = configData(ctx, src, false, pod.Namespace, from.ConfigMapRef.Name, from.ConfigMapRef.Optional, false)
 		case from.SecretRef != nil:
-			s, err := src.Secret(ctx, pod.Namespace, from.SecretRef.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && isOptional(from.SecretRef.Optional) {
-					continue
-				}
-				return configErr(err, "secret", from.SecretRef.Name)
-			}
-			data = make(map[string]string, len(s.Data))
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
+			data, _, err = configData(ctx, src, true, pod.Namespace, from.SecretRef.Name, from.SecretRef.Optional, false)
+		}
+		if err != nil {
+			return err
 		}
 		keys := make([]string, 0, len(data))
 		for k := range data {
@@ -92,7 +115,7 @@ func addEnvFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src c
 		sort.Strings(keys)
 		for _, k := range keys {
 			if name := from.Prefix + k; len(validation.IsEnvVarName(name)) == 0 {
-				b.set(name, data[k])
+				b.set(name, string(data[k]))
 			}
 		}
 	}
@@ -102,37 +125,31 @@ func addEnvFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src c
 // keyRef resolves a configMapKeyRef or secretKeyRef; ok is false for an
 // optional reference that does not resolve (the variable is left out).
 func keyRef(ctx context.Context, pod *corev1.Pod, src configSource, from *corev1.EnvVarSource) (value string, ok bool, err error) {
+	var (
+		secret   bool
+		kind     = "ConfigMap"
+		name     string
+		key      string
+		optional *bool
+	)
 	switch {
 	case from.ConfigMapKeyRef != nil:
-		ref := from.ConfigMapKeyRef
-		cm, err := src.ConfigMap(ctx, pod.Namespace, ref.Name)
-		if err != nil {
-			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
-				return "", false, nil
-			}
-			return "", false, configErr(err, "configmap", ref.Name)
-		}
-		v, found := cm.Data[ref.Key]
-		if !found && !isOptional(ref.Optional) {
-			return "", false, fmt.Errorf("%w: couldn't find key %s in ConfigMap %s/%s", errConfig, ref.Key, pod.Namespace, ref.Name)
-		}
-		return v, found, nil
+		name, key, optional = from.ConfigMapKeyRef.Name, from.ConfigMapKeyRef.Key, from.ConfigMapKeyRef.Optional
 	case from.SecretKeyRef != nil:
-		ref := from.SecretKeyRef
-		s, err := src.Secret(ctx, pod.Namespace, ref.Name)
-		if err != nil {
-			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
-				return "", false, nil
-			}
-			return "", false, configErr(err, "secret", ref.Name)
-		}
-		v, found := s.Data[ref.Key]
-		if !found && !isOptional(ref.Optional) {
-			return "", false, fmt.Errorf("%w: couldn't find key %s in Secret %s/%s", errConfig, ref.Key, pod.Namespace, ref.Name)
-		}
-		return string(v), found, nil
+		secret, kind = true, "Secret"
+		name, key, optional = from.SecretKeyRef.Name, from.SecretKeyRef.Key, from.SecretKeyRef.Optional
+	default:
+		return "", false, fmt.Errorf("%w: empty valueFrom", errConfig)
 	}
-	return "", false, fmt.Errorf("%w: empty valueFrom", errConfig)
+	data, found, err := configData(ctx, src, secret, pod.Namespace, name, optional, false)
+	if err != nil || !found {
+		return "", false, err
+	}
+	v, found := data[key]
+	if !found && !isOptional(optional) {
+		return "", false, fmt.Errorf("%w: couldn't find key %s in %s %s/%s", errConfig, key, kind, pod.Namespace, name)
+	}
+	return string(v), found, nil
 }
 
 func isOptional(b *bool) bool { return b != nil && *b }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // Pod volumes live under DataDir/pods/<uid>/volumes/<name>; containers get
@@ -60,19 +59,9 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volu
 		return v.HostPath.Path, checkHostPath(v.HostPath)
 	case v.ConfigMap != nil:
 		src := v.ConfigMap
-		cm, err := a.config.ConfigMap(ctx, pod.Namespace, src.Name)
+		data, _, err := configData(ctx, a.config, false, pod.Namespace, src.Name, src.Optional, true)
 		if err != nil {
-			if apierrors.IsNotFound(err) && isOptional(src.Optional) {
-				return dir, writePayload(dir, nil, 0o644, nil)
-			}
-			return "", configErr(err, "configmap", src.Name)
-		}
-		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
-		for k, val := range cm.Data {
-			data[k] = []byte(val)
-		}
-		for k, val := range cm.BinaryData {
-			data[k] = val
+			return "", err
 		}
 		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "ConfigMap "+pod.Namespace+"/"+src.Name)
 	case v.Secret != nil:
@@ -80,14 +69,11 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volu
 		if err := ensureTmpfs(dir, 0o755, ""); err != nil {
 			return "", err
 		}
-		s, err := a.config.Secret(ctx, pod.Namespace, src.SecretName)
+		data, _, err := configData(ctx, a.config, true, pod.Namespace, src.SecretName, src.Optional, true)
 		if err != nil {
-			if apierrors.IsNotFound(err) && isOptional(src.Optional) {
-				return dir, writePayload(dir, nil, 0o644, nil)
-			}
-			return "", configErr(err, "secret", src.SecretName)
+			return "", err
 		}
-		return dir, writeProjection(dir, s.Data, src.Items, src.DefaultMode, src.Optional, "Secret "+pod.Namespace+"/"+src.SecretName)
+		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "Secret "+pod.Namespace+"/"+src.SecretName)
 	}
 	return "", fmt.Errorf("volume type %s is not supported", volumeType(v))
 }

@@ -24,6 +24,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", a.serveLogs)
 	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", a.serveExec)
 	mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", a.serveExec)
+	mux.HandleFunc("GET /portForward/{namespace}/{pod}", a.servePortForward)
+	mux.HandleFunc("POST /portForward/{namespace}/{pod}", a.servePortForward)
 	mux.HandleFunc("POST "+agentapi.ImageLoadPath, a.serveImageLoad)
 	mux.HandleFunc("GET "+agentapi.ImagesPath, a.serveImages)
 	mux.HandleFunc("DELETE "+agentapi.ImagesPath+"/{ref...}", a.serveImageRemove)

@@ -89,6 +89,7 @@ func discoveryFor(gv schema.GroupVersion, kinds []*proto.Kind) *metav1.APIResour
 			sub("binding", "Binding", "", "", metav1.Verbs{"create"})
 			sub("log", "Pod", "", "", metav1.Verbs{"get"})
 			sub("exec", "PodExecOptions", "", "", metav1.Verbs{"create", "get"})
+			sub("portforward", "PodPortForwardOptions", "", "", metav1.Verbs{"create", "get"})
 		case "namespaces":
 			sub("finalize", "Namespace", "", "", metav1.Verbs{"update"})
 		}

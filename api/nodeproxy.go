@@ -23,6 +23,7 @@ import (
 //	pods/{name}/log            GET  -> agent /containerLogs/{ns}/{pod}/{container}
 //	pods/{name}/exec           GET|POST, upgraded (WebSocket or SPDY)
 //	                                -> agent /exec/{ns}/{pod}/{container}
+//	pods/{name}/portforward    GET|POST, upgraded -> agent /portForward/{ns}/{pod}
 //	nodes/{name}/proxy/{path}  any  -> agent /{path}
 //
 // The agent's address is the Node's InternalIP (else ExternalIP) and its
@@ -55,10 +56,10 @@ func agentScheme(s *Server) string {
 	return "http"
 }
 
-// podStream serves pods/{name}/log and pods/{name}/exec by proxying to the
-// agent on the pod's node.
+// podStream serves pods/{name}/log, exec and portforward by proxying to
+// the agent on the pod's node.
 func (s *Server) podStream(w http.ResponseWriter, r *http.Request, req *request) {
-	if req.subresource != "log" && req.subresource != "exec" {
+	if req.subresource != "log" && req.subresource != "exec" && req.subresource != "portforward" {
 		writeError(w, apierrors.NewServiceUnavailable("pods/"+req.subresource+" is not implemented yet"))
 		return
 	}
@@ -72,6 +73,10 @@ func (s *Server) podStream(w http.ResponseWriter, r *http.Request, req *request)
 		return
 	}
 	pod := obj.(*corev1.Pod)
+	if req.subresource == "portforward" {
+		s.portForward(w, r, pod)
+		return
+	}
 	q := r.URL.Query()
 	container, err := streamContainer(pod, q.Get("container"))
 	if err != nil {
@@ -95,6 +100,24 @@ func (s *Server) podStream(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	loc.Path = agentapi.ExecPath(pod.Namespace, pod.Name, container)
 	loc.RawQuery = agentapi.ExecQuery(q).Encode()
+	s.proxyToAgent(w, r, loc, true)
+}
+
+// portForward proxies pods/{name}/portforward to the agent; the client and
+// the agent negotiate the protocol (SPDY, or WebSocket with the ports in
+// the query).
+func (s *Server) portForward(w http.ResponseWriter, r *http.Request, pod *corev1.Pod) {
+	if pod.Spec.NodeName == "" {
+		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
+		return
+	}
+	loc, err := s.agentURL(pod.Spec.NodeName)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	loc.Path = agentapi.PortForwardPath(pod.Namespace, pod.Name)
+	loc.RawQuery = r.URL.RawQuery
 	s.proxyToAgent(w, r, loc, true)
 }
 

@@ -213,6 +213,25 @@ func (d *Daemon) CLI(stdin string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// StartCLI starts a long-running CLI command (port-forward, logs -f); it
+// is stopped, by its PID, when the test ends. Its output goes to the test
+// log.
+func (d *Daemon) StartCLI(args ...string) {
+	d.t.Helper()
+	cmd := exec.Command(d.Bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.Kubeconfig, "HOME="+filepath.Dir(d.Kubeconfig))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("skiff %s: %v", strings.Join(args, " "), err)
+	}
+	d.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		d.t.Logf("skiff %s said:\n%s", strings.Join(args, " "), out.String())
+	})
+}
+
 // MustCLI is CLI that fails the test on error.
 func (d *Daemon) MustCLI(stdin string, args ...string) string {
 	d.t.Helper()

@@ -3,10 +3,15 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRealKubectl drives a dev cluster with the real kubectl binary, when
@@ -50,6 +55,7 @@ func TestRealKubectl(t *testing.T) {
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 || !strings.Contains(out, "<h1>skiff</h1>") {
 		t.Fatalf("kubectl exec: err=%v output=%q (want the page and exit code 3)", err, out)
 	}
+	kubectlPortForward(t, kubectl, c.AdminKubeconfig(), pod)
 	if out := must("", "describe", "deployment", "web"); !strings.Contains(out, "NewReplicaSetAvailable") {
 		t.Fatalf("kubectl describe: %q", out)
 	}
@@ -57,6 +63,34 @@ func TestRealKubectl(t *testing.T) {
 		t.Fatalf("kubectl explain: %q", out)
 	}
 	daemonSetHistory(t, run, must)
+}
+
+// kubectlPortForward reaches a pod on any node of the cluster through
+// kubectl port-forward (the API proxies to that node's agent over mutual
+// TLS).
+func kubectlPortForward(t *testing.T, kubectl, kubeconfig, pod string) {
+	addr := FreePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(kubectl, "port-forward", "--address", "127.0.0.1", pod, port+":8080")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	Eventually(t, 30*time.Second, "a page through kubectl port-forward", func() (bool, error) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			return false, fmt.Errorf("%w (kubectl said: %s)", err, out.String())
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "<h1>skiff</h1>"), err
+	})
 }
 
 const daemonSet = `apiVersion: apps/v1

@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +129,7 @@ func TestPodsRunForReal(t *testing.T) {
 	if out := d.MustCLI("", "exec", pod, "--", "wget", "-qO-", "127.0.0.1:8080"); !strings.Contains(out, "<h1>skiff</h1>") {
 		t.Fatalf("exec wget printed %q", out)
 	}
+	portForward(t, d, pod)
 
 	d.MustCLI(configPod, "apply", "-f", "-")
 	Eventually(t, 60*time.Second, "the config pod to print its environment", func() (bool, error) {
@@ -158,6 +162,23 @@ func TestPodsRunForReal(t *testing.T) {
 			t.Errorf("pod %s: container %s before kill -9, %s after", name, id, after[name])
 		}
 	}
+}
+
+// portForward reaches the pod's httpd through skiff port-forward on a
+// loopback port.
+func portForward(t *testing.T, d *Daemon, pod string) {
+	addr := FreePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	d.StartCLI("port-forward", "--address", "127.0.0.1", "pod/"+pod, port+":8080")
+	Eventually(t, 30*time.Second, "a page through skiff port-forward", func() (bool, error) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "<h1>skiff</h1>"), err
+	})
 }
 
 // runningContainers waits until n web pods are Ready with one running

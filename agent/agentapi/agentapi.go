@@ -54,6 +54,13 @@ func ExecPath(namespace, pod, container string) string {
 	return "/exec/" + namespace + "/" + pod + "/" + container
 }
 
+// PortForwardPath is the agent path forwarding ports of a pod (the client
+// names the ports: a "port" query parameter for WebSocket, stream headers
+// for SPDY).
+func PortForwardPath(namespace, pod string) string {
+	return "/portForward/" + namespace + "/" + pod
+}
+
 // ImagePath is the agent path of one image (for DELETE).
 func ImagePath(ref string) string { return ImagesPath + "/" + ref }
 

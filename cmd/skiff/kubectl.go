@@ -19,6 +19,7 @@ import (
 	"k8s.io/kubectl/pkg/cmd/label"
 	"k8s.io/kubectl/pkg/cmd/logs"
 	"k8s.io/kubectl/pkg/cmd/patch"
+	"k8s.io/kubectl/pkg/cmd/portforward"
 	"k8s.io/kubectl/pkg/cmd/rollout"
 	"k8s.io/kubectl/pkg/cmd/scale"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -43,6 +44,7 @@ func addResourceCommands(root *cobra.Command, f cmdutil.Factory, flags *genericc
 		rollout.NewCmdRollout("skiff", f, s),
 		logs.NewCmdLogs(f, s),
 		exec.NewCmdExec(f, s),
+		portforward.NewCmdPortForward(f, s),
 		wait.NewCmdWait(f, s),
 		explain.NewCmdExplain("skiff", f, s),
 		apiresources.NewCmdAPIResources(f, s),

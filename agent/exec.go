@@ -30,7 +30,7 @@ import (
 //     remotecommand.ServeExec.
 //
 // Both end with the command's exit code on the error channel, so kubectl
-// exits with it. TTY sessions run, but terminal resizes are ignored.
+// exits with it. TTY sessions follow the client's terminal size.
 
 const (
 	// protocolV5 is remotecommand's WebSocket protocol version 5.
@@ -93,10 +93,12 @@ type executor struct {
 // becomes a utilexec.ExitError, which ServeExec reports as the exit code.
 func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader,
 	out, errOut io.WriteCloser, tty bool, resize <-chan criremote.TerminalSize, _ time.Duration) error {
-	if resize != nil {
-		go drainResize(ctx, resize)
-	}
 	spec := ExecSpec{Cmd: cmd, TTY: tty}
+	if resize != nil {
+		sizes := make(chan TerminalSize, 1)
+		go relayResize(ctx, resize, sizes)
+		spec.Resize = sizes
+	}
 	if e.opts.Stdin && in != nil {
 		spec.Stdin = in
 	}
@@ -116,16 +118,49 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, cmd []st
 	return nil
 }
 
-func drainResize(ctx context.Context, c <-chan criremote.TerminalSize) {
+// relayResize passes terminal sizes on until in closes or ctx ends; the
+// newest size wins when the runtime is slow to take them.
+func relayResize(ctx context.Context, in <-chan criremote.TerminalSize, out chan TerminalSize) {
+	defer close(out)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-c:
+		case sz, ok := <-in:
 			if !ok {
 				return
 			}
+			sendLatest(out, TerminalSize{Width: sz.Width, Height: sz.Height})
 		}
+	}
+}
+
+// sendLatest puts sz in out (capacity 1), replacing a size not yet taken.
+func sendLatest(out chan TerminalSize, sz TerminalSize) {
+	for {
+		select {
+		case out <- sz:
+			return
+		default:
+			select {
+			case <-out:
+			default:
+			}
+		}
+	}
+}
+
+// readResizes decodes the JSON terminal sizes of a v5 resize channel into
+// out, closing it at the end of the stream.
+func readResizes(r io.Reader, out chan TerminalSize) {
+	defer close(out)
+	dec := json.NewDecoder(r)
+	for {
+		var sz struct{ Width, Height uint16 }
+		if err := dec.Decode(&sz); err != nil {
+			return
+		}
+		sendLatest(out, TerminalSize{Width: sz.Width, Height: sz.Height})
 	}
 }
 
@@ -165,11 +200,15 @@ func (e *executor) serveV5(w http.ResponseWriter, r *http.Request, cmd []string)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	// The resize channel ends when the connection does: stop the command.
+	sizes := make(chan TerminalSize, 1)
 	go func() {
-		_, _ = io.Copy(io.Discard, streams[chanResize])
+		readResizes(streams[chanResize], sizes)
 		cancel()
 	}()
 	spec := ExecSpec{Cmd: cmd, TTY: e.opts.TTY}
+	if e.opts.TTY {
+		spec.Resize = sizes
+	}
 	if e.opts.Stdin {
 		spec.Stdin = streams[chanStdin]
 	}

@@ -324,6 +324,15 @@ type ExecSpec struct {
 	Stderr io.Writer
 	// TTY allocates a terminal for the process.
 	TTY bool
+	// Resize, with TTY, delivers the client's terminal sizes; the runtime
+	// applies each to the process's terminal until the channel closes or
+	// the process ends.
+	Resize <-chan TerminalSize
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
 }
 
 // EventType is the kind of a ContainerEvent.

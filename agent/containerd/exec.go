@@ -58,6 +58,23 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 	if err := proc.Start(ctx); err != nil {
 		return -1, wrapCtx(ctx, err, "start exec in %s", id)
 	}
+	if spec.TTY && spec.Resize != nil {
+		go func() {
+			for {
+				select {
+				case sz, ok := <-spec.Resize:
+					if !ok {
+						return
+					}
+					if err := proc.Resize(cleanupCtx, uint32(sz.Width), uint32(sz.Height)); err != nil {
+						r.log.Debug("exec: resize", "container", id, "err", err)
+					}
+				case <-cleanupCtx.Done():
+					return
+				}
+			}
+		}()
+	}
 	if stdin != nil {
 		go func() {
 			select {

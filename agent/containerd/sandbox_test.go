@@ -128,6 +128,10 @@ func checkExecs(t *testing.T, rt *Runtime, serverID string) {
 		{name: "stdin", spec: agent.ExecSpec{Cmd: []string{"cat"}, Stdin: strings.NewReader("hello\n")}, wantOut: "hello\n"},
 		{name: "env", spec: agent.ExecSpec{Cmd: []string{"sh", "-c", "echo $GREETING"},
 			Env: []agent.EnvVar{{Name: "GREETING", Value: "hi"}}}, wantOut: "hi\n"},
+		// The size arrives after the start: poll for it inside.
+		{name: "terminal resize", spec: agent.ExecSpec{TTY: true, Resize: sizes(agent.TerminalSize{Width: 100, Height: 30}),
+			Cmd: []string{"sh", "-c", `for i in $(seq 100); do s=$(stty size 2>/dev/null); [ "$s" = "30 100" ] && break; sleep 0.1; done; echo "$s"`}},
+			wantOut: "30 100\r\n"},
 	}
 	for _, tt := range execs {
 		t.Run("Exec "+tt.name, func(t *testing.T) {
@@ -141,6 +145,16 @@ func checkExecs(t *testing.T, rt *Runtime, serverID string) {
 		})
 	}
 
+}
+
+// sizes is a resize channel holding the given sizes, then closed.
+func sizes(s ...agent.TerminalSize) <-chan agent.TerminalSize {
+	c := make(chan agent.TerminalSize, len(s))
+	for _, sz := range s {
+		c <- sz
+	}
+	close(c)
+	return c
 }
 
 // checkCgroups verifies that the limits land in the container's cgroup,

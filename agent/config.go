@@ -95,6 +95,10 @@ type Config struct {
 	HousekeepingInterval time.Duration
 	// StreamIdleTimeout closes an exec session without traffic.
 	StreamIdleTimeout time.Duration
+	// ConfigVolumeRefresh is how often the ConfigMap and Secret volumes of
+	// running pods are rewritten from the API, so changes reach running
+	// containers (the kubelet's sync period plays this part).
+	ConfigVolumeRefresh time.Duration
 }
 
 // DefaultConfig returns a Config with every optional field set to the
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 		ForceDeleteGracePeriod: 2 * time.Second,
 		HousekeepingInterval:   time.Minute,
 		StreamIdleTimeout:      4 * time.Hour,
+		ConfigVolumeRefresh:    time.Minute,
 	}
 }
 
@@ -151,8 +156,8 @@ func (c Config) Validate() error {
 	if c.StatusMinInterval < 0 || c.StatusWriters <= 0 {
 		add("StatusMinInterval must be >= 0 and StatusWriters > 0")
 	}
-	if c.NodeStatusInterval <= 0 || c.HousekeepingInterval <= 0 || c.StreamIdleTimeout <= 0 {
-		add("NodeStatusInterval, HousekeepingInterval and StreamIdleTimeout must be positive")
+	if c.NodeStatusInterval <= 0 || c.HousekeepingInterval <= 0 || c.StreamIdleTimeout <= 0 || c.ConfigVolumeRefresh <= 0 {
+		add("NodeStatusInterval, HousekeepingInterval, StreamIdleTimeout and ConfigVolumeRefresh must be positive")
 	}
 	if c.ForceDeleteGracePeriod < 0 {
 		add("ForceDeleteGracePeriod must be >= 0")

@@ -161,6 +161,7 @@ type podWorker struct {
 	immediate int                 // consecutive syncs that asked to re-run at once
 	imageGen  uint64              // podWorkers.imageGen seen last
 	deleted   bool                // torn down and deleted from the API
+	volsAt    time.Time           // ConfigMap and Secret volumes last written
 }
 
 // startErr records a container whose start failed.

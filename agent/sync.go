@@ -41,10 +41,21 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod) time.Time {
 		}
 		w.start(ctx, pod, s)
 	}
+	var refresh time.Time
 	if terminal {
 		w.releaseSandbox(ctx, pod)
+	} else {
+		refresh = w.refreshConfigVolumes(ctx, pod)
 	}
-	return w.report(pod, hashes, time.Time{})
+	return earliest(w.report(pod, hashes, time.Time{}), refresh)
+}
+
+// earliest is the earlier of two wake-ups; zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // forgetImageFailures drops image failures after an image load, so that

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -76,6 +77,44 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volu
 		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "Secret "+pod.Namespace+"/"+src.SecretName)
 	}
 	return "", fmt.Errorf("volume type %s is not supported", volumeType(v))
+}
+
+// refreshConfigVolumes rewrites a running pod's ConfigMap and Secret
+// volumes every ConfigVolumeRefresh, and returns when to do it next (zero:
+// the pod has none, or no container has started yet). Failures are logged;
+// the files keep their last contents.
+func (w *podWorker) refreshConfigVolumes(ctx context.Context, pod *corev1.Pod) time.Time {
+	a := w.a
+	if w.sandbox == nil || len(a.cache.pod(w.uid)) == 0 || !hasConfigVolumes(pod) {
+		return time.Time{}
+	}
+	now := a.clock.Now()
+	if w.volsAt.IsZero() {
+		w.volsAt = now // the first container start wrote them
+	}
+	if next := w.volsAt.Add(a.cfg.ConfigVolumeRefresh); now.Before(next) {
+		return next
+	}
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		if v.ConfigMap == nil && v.Secret == nil {
+			continue
+		}
+		if _, err := a.setUpVolume(ctx, pod, v); err != nil && ctx.Err() == nil {
+			a.log.Warn("refreshing volume", "pod", podKey(pod), "volume", v.Name, "err", err)
+		}
+	}
+	w.volsAt = now
+	return now.Add(a.cfg.ConfigVolumeRefresh)
+}
+
+func hasConfigVolumes(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // writeProjection writes data (all keys, or the listed items) into dir.

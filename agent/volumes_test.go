@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,13 +16,14 @@ import (
 )
 
 // TestAgentVolumes: emptyDir, hostPath, configMap and secret volumes are
-// prepared on the node and bind-mounted; deleting the pod removes them.
+// prepared on the node and bind-mounted; a changed ConfigMap reaches the
+// running pod's files; deleting the pod removes them.
 func TestAgentVolumes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("secret volumes mount a tmpfs: needs root")
 	}
 	h := newHarness(t, nil)
-	a := h.start(nil)
+	a := h.start(func(c *Config) { c.ConfigVolumeRefresh = 100 * time.Millisecond })
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Data: map[string]string{"index.html": "hi", "other": "x"}}
 	if _, err := h.api.Client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -96,6 +98,15 @@ func TestAgentVolumes(t *testing.T) {
 	if mounted, err := isMountPoint(filepath.Join(vols, "certs")); err != nil || !mounted {
 		t.Fatalf("secret volume on tmpfs: mounted=%v err=%v", mounted, err)
 	}
+
+	cm.Data["index.html"] = "updated"
+	if _, err := h.api.Client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the changed ConfigMap in the running pod's volume", func() (bool, string) {
+		data, err := os.ReadFile(files[0].path)
+		return string(data) == "updated", fmt.Sprintf("%q, %v", data, err)
+	})
 
 	if err := h.api.Client.CoreV1().Pods("default").Delete(ctx, "vols", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)

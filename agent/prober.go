@@ -13,6 +13,11 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -39,7 +44,7 @@ func (a *Agent) runProbe(ctx context.Context, t probeTarget, p *corev1.Probe) (b
 	case p.TCPSocket != nil:
 		return tcpProbe(ctx, t, p.TCPSocket)
 	case p.GRPC != nil:
-		return false, "gRPC probes are not supported yet"
+		return grpcProbe(ctx, t, p.GRPC)
 	}
 	return false, "probe has no handler"
 }
@@ -125,6 +130,40 @@ func tcpProbe(ctx context.Context, t probeTarget, s *corev1.TCPSocketAction) (bo
 		return false, err.Error()
 	}
 	conn.Close()
+	return true, ""
+}
+
+// grpcProbe passes when the gRPC health service answers SERVING for the
+// probe's service (plaintext, like the kubelet's).
+func grpcProbe(ctx context.Context, t probeTarget, g *corev1.GRPCAction) (bool, string) {
+	addr, err := probeAddr(t, "", intstr.FromInt32(g.Port))
+	if err != nil {
+		return false, err.Error()
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUserAgent(probeUserAgent),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialInNetNS(ctx, t.netNS, "tcp", addr)
+		}))
+	if err != nil {
+		return false, err.Error()
+	}
+	defer conn.Close()
+	service := ""
+	if g.Service != nil {
+		service = *g.Service
+	}
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
+			return false, fmt.Sprintf("service %s does not implement the grpc health protocol (grpc.health.v1.Health)", addr)
+		}
+		return false, fmt.Sprintf("failed to connect service %q: %v", addr, err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return false, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus())
+	}
 	return true, ""
 }
 

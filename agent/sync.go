@@ -179,6 +179,11 @@ func (w *podWorker) releaseSandbox(ctx context.Context, pod *corev1.Pod) {
 		w.a.log.Warn("remove sandbox", "pod", podKey(pod), "err", err)
 		return
 	}
+	// A finished pod keeps its logs and exit states, not its volumes.
+	if err := w.a.tearDownVolumes(w.uid); err != nil {
+		w.a.log.Warn("remove volumes", "pod", podKey(pod), "err", err)
+		return
+	}
 	w.sandbox, w.released = nil, true
 }
 
@@ -214,7 +219,7 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, s startAction) {
 		spec, err = containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, a.config)
 	}
 	if err == nil {
-		spec.Mounts, err = volumeMounts(c, vols)
+		spec.Mounts, err = volumeMounts(pod, c, vols)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -171,10 +172,7 @@ func writePayload(dir string, files map[string][]byte, mode os.FileMode, modes m
 			m = mode
 		}
 		tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
-		if err := os.WriteFile(tmp, files[name], m.Perm()); err != nil {
-			return err
-		}
-		if err := os.Chmod(tmp, m.Perm()); err != nil { // past the umask
+		if err := writeFileNoFollow(tmp, files[name], m.Perm()); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, p); err != nil {
@@ -191,6 +189,26 @@ func writePayload(dir string, files map[string][]byte, mode os.FileMode, modes m
 		}
 		return nil
 	})
+}
+
+// writeFileNoFollow writes a new file at path with mode (past the umask),
+// refusing to follow a symbolic link there.
+func writeFileNoFollow(path string, data []byte, mode os.FileMode) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // checkRelativePath refuses item paths that are absolute or leave the
@@ -214,6 +232,9 @@ func checkHostPath(hp *corev1.HostPathVolumeSource) error {
 	fi, err := os.Stat(hp.Path)
 	switch typ {
 	case corev1.HostPathUnset:
+		if errors.Is(err, os.ErrNotExist) {
+			return os.MkdirAll(hp.Path, 0o755) // as containerd's CRI does
+		}
 		return nil
 	case corev1.HostPathDirectoryOrCreate:
 		if errors.Is(err, os.ErrNotExist) {
@@ -250,8 +271,14 @@ func checkHostPath(hp *corev1.HostPathVolumeSource) error {
 }
 
 // volumeMounts turns c's volumeMounts into bind mounts of the prepared
-// volumes.
-func volumeMounts(c *corev1.Container, paths map[string]string) ([]Mount, error) {
+// volumes. ConfigMap and Secret volumes are always read-only, as in
+// Kubernetes: the agent rewrites them as root, so a container must not be
+// able to plant links in them.
+func volumeMounts(pod *corev1.Pod, c *corev1.Container, paths map[string]string) ([]Mount, error) {
+	readOnly := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil
+	}
 	out := make([]Mount, 0, len(c.VolumeMounts))
 	for _, vm := range c.VolumeMounts {
 		host, ok := paths[vm.Name]
@@ -259,19 +286,42 @@ func volumeMounts(c *corev1.Container, paths map[string]string) ([]Mount, error)
 			return nil, fmt.Errorf("%w: volumeMount %q: the pod has no such volume", errConfig, vm.Name)
 		}
 		if vm.SubPath != "" {
-			if err := checkRelativePath(vm.SubPath); err != nil {
+			p, err := subPath(host, vm.SubPath)
+			if err != nil {
 				return nil, fmt.Errorf("%w: volumeMount %q: subPath: %w", errConfig, vm.Name, err)
 			}
-			host = filepath.Join(host, vm.SubPath)
-			if _, err := os.Stat(host); errors.Is(err, os.ErrNotExist) {
-				if err := os.MkdirAll(host, 0o777); err != nil {
-					return nil, fmt.Errorf("%w: volumeMount %q: subPath: %w", errConfig, vm.Name, err)
-				}
-			}
+			host = p
 		}
-		out = append(out, Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly})
+		out = append(out, Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly || readOnly[vm.Name]})
 	}
 	return out, nil
+}
+
+// subPath resolves sub inside the volume at root, creating missing
+// directories. Every component must be a real directory or file, never a
+// symbolic link: a container could otherwise point a subPath anywhere on
+// the node (CVE-2017-1002101). A link swapped in between this check and the
+// runtime's mount is not caught.
+func subPath(root, sub string) (string, error) {
+	if err := checkRelativePath(sub); err != nil {
+		return "", err
+	}
+	p := root
+	for _, part := range strings.Split(filepath.Clean(sub), string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(p, 0o777); err != nil {
+				return "", err
+			}
+		case err != nil:
+			return "", err
+		case fi.Mode()&os.ModeSymlink != 0:
+			return "", fmt.Errorf("%s is a symbolic link", sub)
+		}
+	}
+	return p, nil
 }
 
 // tearDownVolumes unmounts and removes a pod's volume directories.

@@ -63,7 +63,7 @@ func TestAgentVolumes(t *testing.T) {
 	want := []Mount{
 		{HostPath: filepath.Join(vols, "scratch"), ContainerPath: "/scratch"},
 		{HostPath: hostDir, ContainerPath: "/host", ReadOnly: true},
-		{HostPath: filepath.Join(vols, "site"), ContainerPath: "/www"},
+		{HostPath: filepath.Join(vols, "site"), ContainerPath: "/www", ReadOnly: true}, // config volumes always are
 		{HostPath: filepath.Join(vols, "certs"), ContainerPath: "/certs", ReadOnly: true},
 		{HostPath: filepath.Join(vols, "scratch", "part"), ContainerPath: "/sub"},
 	}
@@ -115,6 +115,39 @@ func TestAgentVolumes(t *testing.T) {
 		_, err := os.Stat(filepath.Dir(vols))
 		return errors.Is(err, os.ErrNotExist), "pod dir still there"
 	})
+}
+
+// TestSubPathRefusesLinks: a subPath through a symbolic link a container
+// could have planted is refused; plain components are created.
+func TestSubPathRefusesLinks(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Symlink("/", filepath.Join(root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		sub     string
+		wantErr string
+	}{
+		{"a/b", ""},
+		{"escape", "symbolic link"},
+		{"escape/etc", "symbolic link"},
+		{"../x", "stay inside the volume"},
+		{"/abs", "stay inside the volume"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.sub, func(t *testing.T) {
+			p, err := subPath(root, tc.sub)
+			if tc.wantErr == "" {
+				if fi, serr := os.Stat(p); err != nil || serr != nil || !fi.IsDir() || p != filepath.Join(root, tc.sub) {
+					t.Fatalf("subPath = %q, %v (stat %v)", p, err, serr)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("subPath = %q, %v; want an error with %q", p, err, tc.wantErr)
+			}
+		})
+	}
 }
 
 // TestAgentUnsupportedVolume: a volume type the agent cannot provide is a

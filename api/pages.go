@@ -35,6 +35,7 @@ type pageCache struct {
 
 type pageEntry struct {
 	kind    *proto.Kind
+	scope   string // namespace and selectors of the list
 	rv      uint64
 	rest    []proto.Object
 	expires time.Time
@@ -45,7 +46,7 @@ func newPageCache(now func() time.Time) *pageCache {
 }
 
 // put keeps rest and returns its continue token.
-func (c *pageCache) put(kind *proto.Kind, rv uint64, rest []proto.Object) string {
+func (c *pageCache) put(kind *proto.Kind, scope string, rv uint64, rest []proto.Object) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	token := strconv.FormatUint(rv, 10) + "." + hex.EncodeToString(b)
@@ -60,7 +61,7 @@ func (c *pageCache) put(kind *proto.Kind, rv uint64, rest []proto.Object) string
 	if len(c.entries) >= maxPagedLists {
 		c.evictOldestLocked()
 	}
-	c.entries[token] = &pageEntry{kind: kind, rv: rv, rest: rest, expires: now.Add(pageTTL)}
+	c.entries[token] = &pageEntry{kind: kind, scope: scope, rv: rv, rest: rest, expires: now.Add(pageTTL)}
 	return token
 }
 
@@ -76,17 +77,22 @@ func (c *pageCache) evictOldestLocked() {
 
 // take returns the rest of a paged list. A token stays valid until it
 // expires, so a client may retry a page.
-func (c *pageCache) take(token string, kind *proto.Kind) ([]proto.Object, uint64, error) {
+func (c *pageCache) take(token string, kind *proto.Kind, scope string) ([]proto.Object, uint64, error) {
 	c.mu.Lock()
 	e, ok := c.entries[token]
 	c.mu.Unlock()
 	switch {
-	case ok && e.kind != kind:
-		return nil, 0, apierrors.NewBadRequest(fmt.Sprintf("the continue token is for %s, not %s", e.kind.Resource, kind.Resource))
+	case ok && (e.kind != kind || e.scope != scope):
+		return nil, 0, apierrors.NewBadRequest("the continue token is for another list (resource, namespace or selectors differ)")
 	case !ok || c.now().After(e.expires):
 		return nil, 0, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
 	}
 	return e.rest, e.rv, nil
+}
+
+// listScope identifies a list for its continue tokens.
+func listScope(namespace, labelSelector, fieldSelector string) string {
+	return namespace + "\x00" + labelSelector + "\x00" + fieldSelector
 }
 
 // parseLimit reads the limit query parameter; 0 means no limit.

@@ -74,7 +74,13 @@ func TestPagedList(t *testing.T) {
 				call{method: http.MethodGet, path: tc.path}.do(t, s).want(t, tc.code)
 			})
 		}
-		_, err := cms.List(ctx, metav1.ListOptions{Limit: 1, Continue: "nope"})
+		first, err := cms.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil || first.Continue == "" {
+			t.Fatalf("first page: %v", err)
+		}
+		other := "/api/v1/namespaces/default/configmaps?labelSelector=x%3Dy&continue=" + first.Continue
+		call{method: http.MethodGet, path: other}.do(t, s).want(t, http.StatusBadRequest)
+		_, err = cms.List(ctx, metav1.ListOptions{Limit: 1, Continue: "nope"})
 		if !apierrors.IsResourceExpired(err) {
 			t.Fatalf("unknown token: %v, want Expired", err)
 		}

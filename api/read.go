@@ -40,15 +40,16 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	var (
-		objs []proto.Object
-		rv   uint64
+		objs  []proto.Object
+		rv    uint64
+		scope = listScope(req.namespace, q.Get("labelSelector"), q.Get("fieldSelector"))
 	)
 	if token := q.Get("continue"); token != "" {
 		if q.Get("resourceVersion") != "" {
 			writeError(w, apierrors.NewBadRequest("specifying resource version is not allowed when using continue"))
 			return
 		}
-		if objs, rv, err = s.pages.take(token, req.kind); err != nil {
+		if objs, rv, err = s.pages.take(token, req.kind, scope); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -71,7 +72,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req *request) {
 	if limit > 0 && int64(len(objs)) > limit {
 		rest := objs[limit:]
 		objs = objs[:limit]
-		lm.Continue = s.pages.put(req.kind, rv, rest)
+		lm.Continue = s.pages.put(req.kind, scope, rv, rest)
 		lm.RemainingItemCount = ptr.To(int64(len(rest)))
 	}
 	if objs, err = s.revealAll(objs); err != nil {

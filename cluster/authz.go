@@ -163,7 +163,9 @@ func (g *gate) nodeMay(node string, info api.RequestInfo) (bool, types.UID) {
 			kind, _ := proto.KindForResource("", "pods")
 			obj, ok := g.store.Get(kind, info.Namespace, info.Name)
 			if !ok {
-				return info.Verb == "delete", "" // a 404 is no secret
+				// A 404 is no secret; but the pod may be applied before
+				// the delete runs, so the delete may match no pod at all.
+				return info.Verb == "delete", noPodUID
 			}
 			pod, ok := obj.(*corev1.Pod)
 			if !ok || pod.Spec.NodeName != node {
@@ -174,6 +176,10 @@ func (g *gate) nodeMay(node string, info api.RequestInfo) (bool, types.UID) {
 	}
 	return false, ""
 }
+
+// noPodUID is a UID precondition no object has: a node's delete of a pod
+// the authorizer did not find must not remove one created meanwhile.
+const noPodUID types.UID = "skiff:no-such-pod"
 
 // podsOnNodeUseSecret reports whether a pod bound to node refers to the
 // Secret namespace/name (environment, volumes, image pull secrets), like

@@ -58,6 +58,7 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"own pod's status", "PUT", "/api/v1/namespaces/default/pods/env/status", true, uids["env"]},
 		{"other node's pod status", "PUT", "/api/v1/namespaces/default/pods/elsewhere/status", false, ""},
 		{"delete own pod", "DELETE", "/api/v1/namespaces/default/pods/from", true, uids["from"]},
+		{"delete a pod that is not there", "DELETE", "/api/v1/namespaces/default/pods/gone", true, string(noPodUID)},
 		{"own Node", "PATCH", "/api/v1/nodes/n1/status", true, ""},
 		{"another Node", "PATCH", "/api/v1/nodes/n2/status", false, ""},
 	}

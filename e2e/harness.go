@@ -213,6 +213,24 @@ func (d *Daemon) CLI(stdin string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// lockedBuffer collects a running process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // StartCLI starts a long-running CLI command (port-forward, logs -f); it
 // is stopped, by its PID, when the test ends. Its output goes to the test
 // log.
@@ -220,7 +238,7 @@ func (d *Daemon) StartCLI(args ...string) {
 	d.t.Helper()
 	cmd := exec.Command(d.Bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.Kubeconfig, "HOME="+filepath.Dir(d.Kubeconfig))
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		d.t.Fatalf("skiff %s: %v", strings.Join(args, " "), err)

@@ -73,7 +73,7 @@ func kubectlPortForward(t *testing.T, kubectl, kubeconfig, pod string) {
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(kubectl, "port-forward", "--address", "127.0.0.1", pod, port+":8080")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func (c *daemonSetController) syncHistory(ctx context.Context, ds *appsv1.Daemon
 		}
 		created, err := client.Create(ctx, cr, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil // the cache is behind; the next sync sees it
+			return c.adoptRevision(ctx, ds, cr)
 		}
 		if err != nil {
 			return fmt.Errorf("daemonset %s/%s: recording revision: %w", ds.Namespace, ds.Name, err)
@@ -59,6 +59,29 @@ func (c *daemonSetController) syncHistory(ctx context.Context, ds *appsv1.Daemon
 		}
 	}
 	return c.pruneHistory(ctx, ds, revs, hash, byNode)
+}
+
+// adoptRevision handles a revision name that is taken: an orphan with the
+// same template (left by a delete with --cascade=orphan) is adopted and made
+// current; one this DaemonSet already controls is only missing from the
+// cache; another owner's is left alone.
+func (c *daemonSetController) adoptRevision(ctx context.Context, ds *appsv1.DaemonSet, want *appsv1.ControllerRevision) error {
+	client := c.client.AppsV1().ControllerRevisions(ds.Namespace)
+	cur, err := client.Get(ctx, want.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("daemonset %s/%s: reading revision %s: %w", ds.Namespace, ds.Name, want.Name, err)
+	}
+	if metav1.GetControllerOfNoCopy(cur) != nil {
+		return nil
+	}
+	cur = cur.DeepCopy()
+	cur.OwnerReferences = append(cur.OwnerReferences, want.OwnerReferences...)
+	cur.Revision = want.Revision
+	cur.Labels, cur.Annotations, cur.Data = want.Labels, want.Annotations, want.Data
+	if _, err := client.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("daemonset %s/%s: adopting revision %s: %w", ds.Namespace, ds.Name, want.Name, err)
+	}
+	return nil
 }
 
 // revisionsOf returns the cached ControllerRevisions the DaemonSet controls.

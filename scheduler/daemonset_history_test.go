@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -71,6 +72,47 @@ func TestDaemonSetHistory(t *testing.T) {
 
 	setImage("agent:3")
 	e.eventually("revision 4, limit 1 prunes revision 2", revisionsAre(e, "agent:1", 3, "agent:3", 4))
+
+	// Deleted with its dependents orphaned and created again: the new
+	// DaemonSet adopts the revision of its template.
+	orphan := metav1.DeletePropagationOrphan
+	if err := e.c.AppsV1().DaemonSets("default").Delete(e.ctx, "agent", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("DaemonSet gone, revisions orphaned", func() (bool, error) {
+		if _, err := e.c.AppsV1().DaemonSets("default").Get(e.ctx, "agent", metav1.GetOptions{}); err == nil {
+			return false, nil
+		}
+		list, err := e.c.AppsV1().ControllerRevisions("default").List(e.ctx, metav1.ListOptions{LabelSelector: "app=agent"})
+		if err != nil || len(list.Items) != 2 {
+			return false, err
+		}
+		for _, r := range list.Items {
+			if metav1.GetControllerOf(&r) != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	again := ds.DeepCopy()
+	again.ObjectMeta = metav1.ObjectMeta{Name: "agent", Annotations: ds.Annotations}
+	again.Spec.Template.Spec.Containers[0].Image = "agent:3"
+	again, err = e.c.AppsV1().DaemonSets("default").Create(e.ctx, again, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the agent:3 revision adopted", func() (bool, error) {
+		list, err := e.c.AppsV1().ControllerRevisions("default").List(e.ctx, metav1.ListOptions{LabelSelector: "app=agent"})
+		if err != nil {
+			return false, err
+		}
+		for _, r := range list.Items {
+			if ref := metav1.GetControllerOf(&r); ref != nil && ref.UID == again.UID && strings.Contains(string(r.Data.Raw), "agent:3") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
 
 // revisionsAre checks the DaemonSet's revisions by image and number, in

@@ -48,9 +48,16 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 	if err != nil {
 		return -1, wrapCtx(ctx, err, "exec in container %s", id)
 	}
-	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	defer func() { _, _ = proc.Delete(cleanupCtx, client.WithProcessKill) }()
+	// live lasts as long as the exec (whatever ctx does meanwhile): the
+	// resize and stdin helpers use it. Clean-ups get their own deadline.
+	live, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	cleanup := func(fn func(context.Context)) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		fn(cctx)
+	}
+	defer cleanup(func(c context.Context) { _, _ = proc.Delete(c, client.WithProcessKill) })
 	statusC, err := proc.Wait(ctx)
 	if err != nil {
 		return -1, wrapCtx(ctx, err, "wait for exec in %s", id)
@@ -66,10 +73,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 					if !ok {
 						return
 					}
-					if err := proc.Resize(cleanupCtx, uint32(sz.Width), uint32(sz.Height)); err != nil {
+					if err := proc.Resize(live, uint32(sz.Width), uint32(sz.Height)); err != nil {
 						r.log.Debug("exec: resize", "container", id, "err", err)
 					}
-				case <-cleanupCtx.Done():
+				case <-live.Done():
 					return
 				}
 			}
@@ -79,8 +86,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 		go func() {
 			select {
 			case <-stdin.eof:
-				_ = proc.CloseIO(cleanupCtx, client.WithStdinCloser)
-			case <-cleanupCtx.Done():
+				_ = proc.CloseIO(live, client.WithStdinCloser)
+			case <-live.Done():
 			}
 		}()
 	}
@@ -93,7 +100,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, spec agent.ExecSpec) (int
 		}
 		return int(code), nil
 	case <-ctx.Done():
-		_ = proc.Kill(cleanupCtx, syscall.SIGKILL)
+		cleanup(func(c context.Context) { _ = proc.Kill(c, syscall.SIGKILL) })
 		return -1, ctx.Err()
 	}
 }

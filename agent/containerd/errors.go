@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -30,10 +31,26 @@ func wrap(err error, format string, args ...any) error {
 // the context's own (containerd may report an expired deadline as Unknown,
 // relayed from the shim), so callers can branch on context.DeadlineExceeded.
 func wrapCtx(ctx context.Context, err error, format string, args ...any) error {
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%s: %w (%v)", fmt.Sprintf(format, args...), ctx.Err(), toNative(err))
+	if err == nil {
+		return nil
+	}
+	if cerr := ctxEnded(ctx); cerr != nil {
+		return fmt.Errorf("%s: %w (%v)", fmt.Sprintf(format, args...), cerr, toNative(err))
 	}
 	return wrap(err, format, args...)
+}
+
+// ctxEnded is ctx.Err(), or DeadlineExceeded once the deadline has passed
+// even if ctx's timer has not fired yet: containerd's side of a call can
+// give up (and answer) a moment before the caller's timer runs.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // sentinelFor maps a containerd error class to an agent sentinel.

@@ -73,52 +73,40 @@ func (s *Server) podStream(w http.ResponseWriter, r *http.Request, req *request)
 		return
 	}
 	pod := obj.(*corev1.Pod)
-	if req.subresource == "portforward" {
-		s.portForward(w, r, pod)
+	if pod.Spec.NodeName == "" {
+		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 		return
 	}
 	q := r.URL.Query()
-	container, err := streamContainer(pod, q.Get("container"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if pod.Spec.NodeName == "" {
-		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
-		return
+	container := ""
+	if req.subresource != "portforward" {
+		var err error
+		if container, err = streamContainer(pod, q.Get("container")); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	loc, err := s.agentURL(pod.Spec.NodeName)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.subresource == "log" {
+	switch req.subresource {
+	case "log":
 		loc.Path = agentapi.ContainerLogsPath(pod.Namespace, pod.Name, container)
 		loc.RawQuery = agentapi.LogQuery(q).Encode()
 		s.proxyToAgent(w, r, loc, false)
-		return
+	case "portforward":
+		// The client and the agent negotiate the protocol (SPDY, or
+		// WebSocket with the ports in the query).
+		loc.Path = agentapi.PortForwardPath(pod.Namespace, pod.Name)
+		loc.RawQuery = r.URL.RawQuery
+		s.proxyToAgent(w, r, loc, true)
+	default:
+		loc.Path = agentapi.ExecPath(pod.Namespace, pod.Name, container)
+		loc.RawQuery = agentapi.ExecQuery(q).Encode()
+		s.proxyToAgent(w, r, loc, true)
 	}
-	loc.Path = agentapi.ExecPath(pod.Namespace, pod.Name, container)
-	loc.RawQuery = agentapi.ExecQuery(q).Encode()
-	s.proxyToAgent(w, r, loc, true)
-}
-
-// portForward proxies pods/{name}/portforward to the agent; the client and
-// the agent negotiate the protocol (SPDY, or WebSocket with the ports in
-// the query).
-func (s *Server) portForward(w http.ResponseWriter, r *http.Request, pod *corev1.Pod) {
-	if pod.Spec.NodeName == "" {
-		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
-		return
-	}
-	loc, err := s.agentURL(pod.Spec.NodeName)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	loc.Path = agentapi.PortForwardPath(pod.Namespace, pod.Name)
-	loc.RawQuery = r.URL.RawQuery
-	s.proxyToAgent(w, r, loc, true)
 }
 
 // nodeProxy serves nodes/{name}/proxy/{path} by proxying to that node's

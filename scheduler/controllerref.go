@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
@@ -29,6 +31,27 @@ type claimer struct {
 	canAdopt func(ctx context.Context) error
 	checked  bool
 	adoptErr error
+}
+
+// newClaimer builds the claimer of an owner of kind gvk with the given
+// selector; patch changes a dependent, getOwner reads the owner afresh.
+func newClaimer(owner metav1.Object, gvk schema.GroupVersionKind, selector *metav1.LabelSelector, patch patcher, getOwner func(ctx context.Context) (metav1.Object, error)) (*claimer, error) {
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s/%s: bad selector: %w", strings.ToLower(gvk.Kind), owner.GetNamespace(), owner.GetName(), err)
+	}
+	return &claimer{
+		owner: owner, ref: newControllerRef(owner, gvk.GroupVersion().String(), gvk.Kind), selector: sel,
+		patch: patch, canAdopt: recheckOwner(owner, getOwner),
+	}, nil
+}
+
+// strategicPatch makes a patcher from a typed client's Patch method.
+func strategicPatch[T any](patch func(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)) patcher {
+	return func(ctx context.Context, name string, data []byte) error {
+		_, err := patch(ctx, name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
+		return err
+	}
 }
 
 // claim returns the objects the owner controls after adoption and release.

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -57,7 +56,8 @@ func newDaemonSetController(m *Manager) (*daemonSetController, error) {
 	}{
 		{dsInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDaemonSet, UpdateFunc: c.updateDaemonSet, DeleteFunc: c.deleteDaemonSet}},
 		{nodeInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
-		{podInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+		{podInf.Informer(), (&podEvents{exp: c.exp, add: c.add, addAfter: c.addAfter, controllerOf: c.controllerOf,
+			enqueueMatching: c.enqueueMatching, minReadySeconds: c.minReadySeconds}).handlers()},
 		{c.revInf, cache.ResourceEventHandlerFuncs{DeleteFunc: c.deleteRevision}},
 	}
 	for _, h := range handlers {
@@ -123,53 +123,13 @@ func (c *daemonSetController) enqueueMatching(pod *corev1.Pod) {
 	}
 }
 
-func (c *daemonSetController) addPod(obj interface{}) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
+// minReadySeconds returns the DaemonSet's minReadySeconds (0 if gone).
+func (c *daemonSetController) minReadySeconds(key string) int32 {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	if ds, err := c.dsLister.DaemonSets(ns).Get(name); err == nil {
+		return ds.Spec.MinReadySeconds
 	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.creationObserved(key)
-		c.add(key)
-	} else if metav1.GetControllerOfNoCopy(pod) == nil {
-		c.enqueueMatching(pod)
-	}
-}
-
-func (c *daemonSetController) updatePod(old, cur interface{}) {
-	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if oldPod.ResourceVersion == curPod.ResourceVersion {
-		return
-	}
-	if curPod.DeletionTimestamp != nil && oldPod.DeletionTimestamp == nil {
-		c.deletePod(curPod)
-	}
-	if key, ok := c.controllerOf(oldPod); ok {
-		c.add(key)
-	}
-	if key, ok := c.controllerOf(curPod); ok {
-		c.add(key)
-		if !isPodReady(oldPod) && isPodReady(curPod) {
-			ns, name, _ := cache.SplitMetaNamespaceKey(key)
-			if ds, err := c.dsLister.DaemonSets(ns).Get(name); err == nil && ds.Spec.MinReadySeconds > 0 {
-				c.addAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
-			}
-		}
-	} else if metav1.GetControllerOfNoCopy(curPod) == nil {
-		c.enqueueMatching(curPod)
-	}
-}
-
-func (c *daemonSetController) deletePod(obj interface{}) {
-	pod, ok := untomb(obj).(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.deletionObserved(key, podKey(pod))
-		c.add(key)
-	}
+	return 0
 }
 
 // sync reconciles one DaemonSet.
@@ -212,24 +172,16 @@ func (c *daemonSetController) sync(ctx context.Context, key string) error {
 
 // podsByNode claims the DaemonSet's pods and groups them by node.
 func (c *daemonSetController) podsByNode(ctx context.Context, ds *appsv1.DaemonSet) (map[string][]*corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	cl, err := newClaimer(ds, daemonSetKind, ds.Spec.Selector, strategicPatch(c.client.CoreV1().Pods(ds.Namespace).Patch),
+		func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+		})
 	if err != nil {
-		return nil, fmt.Errorf("daemonset %s/%s: bad selector: %w", ds.Namespace, ds.Name, err)
+		return nil, err
 	}
 	all, err := candidates[*corev1.Pod](c.podInf, ds)
 	if err != nil {
 		return nil, err
-	}
-	podClient := c.client.CoreV1().Pods(ds.Namespace)
-	cl := &claimer{
-		owner: ds, ref: newControllerRef(ds, daemonSetKind.GroupVersion().String(), daemonSetKind.Kind), selector: sel,
-		patch: func(ctx context.Context, name string, data []byte) error {
-			_, err := podClient.Patch(ctx, name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
-			return err
-		},
-		canAdopt: recheckOwner(ds, func(ctx context.Context) (metav1.Object, error) {
-			return c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
-		}),
 	}
 	owned, err := claim(ctx, cl, all)
 	if err != nil {

@@ -209,24 +209,16 @@ func (c *deploymentController) sync(ctx context.Context, key string) error {
 // claimReplicaSets returns the ReplicaSets the Deployment owns, after
 // adopting and releasing.
 func (c *deploymentController) claimReplicaSets(ctx context.Context, d *appsv1.Deployment) ([]*appsv1.ReplicaSet, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	cl, err := newClaimer(d, deploymentKind, d.Spec.Selector, strategicPatch(c.client.AppsV1().ReplicaSets(d.Namespace).Patch),
+		func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+		})
 	if err != nil {
-		return nil, fmt.Errorf("deployment %s/%s: bad selector: %w", d.Namespace, d.Name, err)
+		return nil, err
 	}
 	all, err := candidates[*appsv1.ReplicaSet](c.rsInf, d)
 	if err != nil {
 		return nil, err
-	}
-	rsClient := c.client.AppsV1().ReplicaSets(d.Namespace)
-	cl := &claimer{
-		owner: d, ref: newControllerRef(d, deploymentKind.GroupVersion().String(), deploymentKind.Kind), selector: sel,
-		patch: func(ctx context.Context, name string, data []byte) error {
-			_, err := rsClient.Patch(ctx, name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
-			return err
-		},
-		canAdopt: recheckOwner(d, func(ctx context.Context) (metav1.Object, error) {
-			return c.client.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
-		}),
 	}
 	return claim(ctx, cl, all)
 }

@@ -3,14 +3,12 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
@@ -49,9 +47,9 @@ func newReplicaSetController(m *Manager) (*replicaSetController, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("replicaset: %w", err)
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod,
-	}); err != nil {
+	pods := &podEvents{exp: c.exp, add: c.add, addAfter: c.addAfter, controllerOf: c.controllerOf,
+		enqueueMatching: c.enqueueMatching, minReadySeconds: c.minReadySeconds}
+	if _, err := podInf.Informer().AddEventHandler(pods.handlers()); err != nil {
 		return nil, fmt.Errorf("replicaset: %w", err)
 	}
 	return c, nil
@@ -89,69 +87,13 @@ func (c *replicaSetController) enqueueMatching(pod *corev1.Pod) {
 	}
 }
 
-func (c *replicaSetController) addPod(obj interface{}) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod) // restarted with a pod already being deleted
-		return
-	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.creationObserved(key)
-		c.add(key)
-		return
-	}
-	if metav1.GetControllerOfNoCopy(pod) == nil {
-		c.enqueueMatching(pod)
-	}
-}
-
-func (c *replicaSetController) updatePod(old, cur interface{}) {
-	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if oldPod.ResourceVersion == curPod.ResourceVersion {
-		return // resync: pods are not resynced
-	}
-	if curPod.DeletionTimestamp != nil && oldPod.DeletionTimestamp == nil {
-		// A graceful deletion is the deletion a sync expects.
-		c.deletePod(curPod)
-	}
-	oldRef, curRef := metav1.GetControllerOfNoCopy(oldPod), metav1.GetControllerOfNoCopy(curPod)
-	if oldRef != nil && (curRef == nil || oldRef.UID != curRef.UID) {
-		if key, ok := c.controllerOf(oldPod); ok {
-			c.add(key)
-		}
-	}
-	if key, ok := c.controllerOf(curPod); ok {
-		c.add(key)
-		c.requeueForAvailability(key, oldPod, curPod)
-		return
-	}
-	if curRef == nil && (!labels.Equals(oldPod.Labels, curPod.Labels) || oldRef != nil) {
-		c.enqueueMatching(curPod)
-	}
-}
-
-// requeueForAvailability queues the ReplicaSet again when a pod that just
-// became ready turns available after minReadySeconds.
-func (c *replicaSetController) requeueForAvailability(key string, oldPod, curPod *corev1.Pod) {
-	if isPodReady(oldPod) || !isPodReady(curPod) {
-		return
-	}
+// minReadySeconds returns the ReplicaSet's minReadySeconds (0 if gone).
+func (c *replicaSetController) minReadySeconds(key string) int32 {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
-	if err == nil && rs.Spec.MinReadySeconds > 0 {
-		c.addAfter(key, time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
+	if rs, err := c.rsLister.ReplicaSets(ns).Get(name); err == nil {
+		return rs.Spec.MinReadySeconds
 	}
-}
-
-func (c *replicaSetController) deletePod(obj interface{}) {
-	pod, ok := untomb(obj).(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.deletionObserved(key, podKey(pod))
-		c.add(key)
-	}
+	return 0
 }
 
 // sync reconciles one ReplicaSet.
@@ -189,9 +131,12 @@ func (c *replicaSetController) sync(ctx context.Context, key string) error {
 // claimPods returns the active pods the ReplicaSet owns, after adopting
 // and releasing.
 func (c *replicaSetController) claimPods(ctx context.Context, rs *appsv1.ReplicaSet) ([]*corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	cl, err := newClaimer(rs, rsKind, rs.Spec.Selector, strategicPatch(c.client.CoreV1().Pods(rs.Namespace).Patch),
+		func(ctx context.Context) (metav1.Object, error) {
+			return c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+		})
 	if err != nil {
-		return nil, fmt.Errorf("replicaset %s/%s: bad selector: %w", rs.Namespace, rs.Name, err)
+		return nil, err
 	}
 	all, err := candidates[*corev1.Pod](c.podInf, rs)
 	if err != nil {
@@ -202,17 +147,6 @@ func (c *replicaSetController) claimPods(ctx context.Context, rs *appsv1.Replica
 		if isPodActive(p) {
 			active = append(active, p)
 		}
-	}
-	podClient := c.client.CoreV1().Pods(rs.Namespace)
-	cl := &claimer{
-		owner: rs, ref: newControllerRef(rs, rsKind.GroupVersion().String(), rsKind.Kind), selector: sel,
-		patch: func(ctx context.Context, name string, data []byte) error {
-			_, err := podClient.Patch(ctx, name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
-			return err
-		},
-		canAdopt: recheckOwner(rs, func(ctx context.Context) (metav1.Object, error) {
-			return c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
-		}),
 	}
 	return claim(ctx, cl, active)
 }

@@ -48,12 +48,17 @@ func (ic *imageCmds) client() (*agent.ImageClient, error) {
 	return agent.NewImageClient(rc)
 }
 
-// nodes is the --node, or every node.
-func (ic *imageCmds) nodes(c *agent.ImageClient) ([]string, error) {
-	if ic.node != "" {
-		return []string{ic.node}, nil
+// target returns the client and the nodes to act on: --node, or every node.
+func (ic *imageCmds) target() (*agent.ImageClient, []string, error) {
+	c, err := ic.client()
+	if err != nil {
+		return nil, nil, err
 	}
-	return c.Nodes(context.Background())
+	if ic.node != "" {
+		return c, []string{ic.node}, nil
+	}
+	nodes, err := c.Nodes(context.Background())
+	return c, nodes, err
 }
 
 func (ic *imageCmds) load(_ *cobra.Command, args []string) error {
@@ -98,11 +103,7 @@ func (ic *imageCmds) load(_ *cobra.Command, args []string) error {
 }
 
 func (ic *imageCmds) list(_ *cobra.Command, _ []string) error {
-	c, err := ic.client()
-	if err != nil {
-		return err
-	}
-	nodes, err := ic.nodes(c)
+	c, nodes, err := ic.target()
 	if err != nil {
 		return err
 	}
@@ -122,11 +123,7 @@ func (ic *imageCmds) list(_ *cobra.Command, _ []string) error {
 }
 
 func (ic *imageCmds) remove(_ *cobra.Command, args []string) error {
-	c, err := ic.client()
-	if err != nil {
-		return err
-	}
-	nodes, err := ic.nodes(c)
+	c, nodes, err := ic.target()
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,42 @@ func (s apiConfigSource) Secret(ctx context.Context, namespace, name string) (*c
 	return s.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
+// memoSource remembers what src answered, so one sync reads each
+// ConfigMap and Secret once however many containers, variables and volumes
+// refer to it. It belongs to one pod worker's sync (not safe for
+// concurrent use).
+type memoSource struct {
+	src     configSource
+	cms     map[string]memoResult[*corev1.ConfigMap]
+	secrets map[string]memoResult[*corev1.Secret]
+}
+
+type memoResult[T any] struct {
+	obj T
+	err error
+}
+
+func newMemoSource(src configSource) *memoSource {
+	return &memoSource{src: src, cms: map[string]memoResult[*corev1.ConfigMap]{}, secrets: map[string]memoResult[*corev1.Secret]{}}
+}
+
+func (m *memoSource) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	return memo(m.cms, namespace+"/"+name, func() (*corev1.ConfigMap, error) { return m.src.ConfigMap(ctx, namespace, name) })
+}
+
+func (m *memoSource) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	return memo(m.secrets, namespace+"/"+name, func() (*corev1.Secret, error) { return m.src.Secret(ctx, namespace, name) })
+}
+
+func memo[T any](cache map[string]memoResult[T], key string, get func() (T, error)) (T, error) {
+	if r, ok := cache[key]; ok {
+		return r.obj, r.err
+	}
+	obj, err := get()
+	cache[key] = memoResult[T]{obj, err}
+	return obj, err
+}
+
 // envBuilder collects a container's variables: later settings of a name
 // replace earlier ones in place, as the kubelet's map does.
 type envBuilder struct {

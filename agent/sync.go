@@ -35,11 +35,12 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod) time.Time {
 		}
 	}
 	w.kill(ctx, pod, acts.kill)
+	in := w.startInputs(ctx, pod, acts.start)
 	for _, s := range acts.start {
 		if ctx.Err() != nil {
 			break
 		}
-		w.start(ctx, pod, s)
+		w.start(ctx, pod, s, in)
 	}
 	var refresh time.Time
 	if terminal {
@@ -205,21 +206,43 @@ func (w *podWorker) kill(ctx context.Context, pod *corev1.Pod, kills []killActio
 	wg.Wait()
 }
 
+// startInputs is what every new container of one sync shares: the pod's
+// volumes, set up once, and ConfigMap and Secret reads, made once.
+type startInputs struct {
+	config configSource
+	vols   map[string]string
+	volErr error
+}
+
+// startInputs prepares the volumes when the sync creates containers.
+func (w *podWorker) startInputs(ctx context.Context, pod *corev1.Pod, starts []startAction) startInputs {
+	in := startInputs{config: newMemoSource(w.a.config)}
+	for _, s := range starts {
+		if s.existingID == "" {
+			if in.vols, in.volErr = w.a.setUpVolumes(ctx, pod, in.config); in.volErr == nil {
+				w.volsAt = w.a.clock.Now()
+			}
+			break
+		}
+	}
+	return in
+}
+
 // start runs one start action; failures are remembered for the status
 // and the back-off.
-func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, s startAction) {
+func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, s startAction, in startInputs) {
 	a, c := w.a, s.container
 	if s.existingID != "" {
 		w.startContainer(ctx, pod, c.Name, s.existingID)
 		return
 	}
-	vols, err := a.setUpVolumes(ctx, pod)
+	err := in.volErr
 	var spec ContainerSpec
 	if err == nil {
-		spec, err = containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, a.config)
+		spec, err = containerSpec(ctx, pod, c, *w.sandbox, podEnv{nodeName: a.cfg.NodeName, hostIP: a.nodeIP, podIP: pod.Status.PodIP}, in.config)
 	}
 	if err == nil {
-		spec.Mounts, err = volumeMounts(pod, c, vols)
+		spec.Mounts, err = volumeMounts(pod, c, in.vols)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

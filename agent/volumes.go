@@ -29,11 +29,11 @@ func (a *Agent) podVolumesDir(uid string) string {
 
 // setUpVolumes prepares every volume of the pod (idempotent; ConfigMap and
 // Secret contents are refreshed) and returns each volume's host path.
-func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
+func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod, src configSource) (map[string]string, error) {
 	paths := make(map[string]string, len(pod.Spec.Volumes))
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		p, err := a.setUpVolume(ctx, pod, v)
+		p, err := a.setUpVolume(ctx, pod, v, src)
 		if err != nil {
 			return nil, fmt.Errorf("%w: volume %q: %w", errConfig, v.Name, err)
 		}
@@ -42,7 +42,7 @@ func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod) (map[string]s
 	return paths, nil
 }
 
-func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) (string, error) {
+func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, src configSource) (string, error) {
 	dir := filepath.Join(a.podVolumesDir(string(pod.UID)), v.Name)
 	switch {
 	case v.EmptyDir != nil:
@@ -60,22 +60,22 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volu
 	case v.HostPath != nil:
 		return v.HostPath.Path, checkHostPath(v.HostPath)
 	case v.ConfigMap != nil:
-		src := v.ConfigMap
-		data, _, err := configData(ctx, a.config, false, pod.Namespace, src.Name, src.Optional, true)
+		cv := v.ConfigMap
+		data, _, err := configData(ctx, src, false, pod.Namespace, cv.Name, cv.Optional, true)
 		if err != nil {
 			return "", err
 		}
-		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "ConfigMap "+pod.Namespace+"/"+src.Name)
+		return dir, writeProjection(dir, data, cv.Items, cv.DefaultMode, cv.Optional, "ConfigMap "+pod.Namespace+"/"+cv.Name)
 	case v.Secret != nil:
-		src := v.Secret
+		sv := v.Secret
 		if err := ensureTmpfs(dir, 0o755, ""); err != nil {
 			return "", err
 		}
-		data, _, err := configData(ctx, a.config, true, pod.Namespace, src.SecretName, src.Optional, true)
+		data, _, err := configData(ctx, src, true, pod.Namespace, sv.SecretName, sv.Optional, true)
 		if err != nil {
 			return "", err
 		}
-		return dir, writeProjection(dir, data, src.Items, src.DefaultMode, src.Optional, "Secret "+pod.Namespace+"/"+src.SecretName)
+		return dir, writeProjection(dir, data, sv.Items, sv.DefaultMode, sv.Optional, "Secret "+pod.Namespace+"/"+sv.SecretName)
 	}
 	return "", fmt.Errorf("volume type %s is not supported", volumeType(v))
 }
@@ -90,9 +90,6 @@ func (w *podWorker) refreshConfigVolumes(ctx context.Context, pod *corev1.Pod) t
 		return time.Time{}
 	}
 	now := a.clock.Now()
-	if w.volsAt.IsZero() {
-		w.volsAt = now // the first container start wrote them
-	}
 	if next := w.volsAt.Add(a.cfg.ConfigVolumeRefresh); now.Before(next) {
 		return next
 	}
@@ -101,7 +98,7 @@ func (w *podWorker) refreshConfigVolumes(ctx context.Context, pod *corev1.Pod) t
 		if v.ConfigMap == nil && v.Secret == nil {
 			continue
 		}
-		if _, err := a.setUpVolume(ctx, pod, v); err != nil && ctx.Err() == nil {
+		if _, err := a.setUpVolume(ctx, pod, v, a.config); err != nil && ctx.Err() == nil {
 			a.log.Warn("refreshing volume", "pod", podKey(pod), "volume", v.Name, "err", err)
 		}
 	}

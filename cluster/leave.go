@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -30,8 +31,9 @@ func (d *Daemon) serveControl(ctx context.Context) error {
 		d.leaveOnce()
 		// The answer must be on the wire before the daemon stops, or the
 		// caller sees EOF instead of success.
-		w.Header().Set("Content-Length", "5")
-		w.Write([]byte("left\n"))
+		body := []byte("left\n")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}

@@ -58,7 +58,7 @@ func newDaemonSetController(m *Manager) (*daemonSetController, error) {
 		{nodeInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
 		{podInf.Informer(), (&podEvents{exp: c.exp, add: c.add, addAfter: c.addAfter, controllerOf: c.controllerOf,
 			enqueueMatching: c.enqueueMatching, minReadySeconds: c.minReadySeconds}).handlers()},
-		{c.revInf, cache.ResourceEventHandlerFuncs{DeleteFunc: c.deleteRevision}},
+		{c.revInf, cache.ResourceEventHandlerFuncs{AddFunc: c.revisionEvent, DeleteFunc: c.revisionEvent}},
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {

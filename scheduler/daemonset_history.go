@@ -174,9 +174,11 @@ func daemonSetPatch(ds *appsv1.DaemonSet) ([]byte, error) {
 	return json.Marshal(map[string]interface{}{"spec": map[string]interface{}{"template": template}})
 }
 
-// deleteRevision queues the DaemonSet controlling a deleted revision, so a
-// current revision deleted by hand is recorded again.
-func (c *daemonSetController) deleteRevision(obj interface{}) {
+// revisionEvent queues the DaemonSet controlling a revision that appeared
+// or went away: a sync that ran before its cache held a new revision (and
+// so could not prune) runs again, and a current revision deleted by hand
+// is recorded again.
+func (c *daemonSetController) revisionEvent(obj interface{}) {
 	r, ok := untomb(obj).(*appsv1.ControllerRevision)
 	if !ok {
 		return
